@@ -1,0 +1,57 @@
+"""``python -m pipeline <command>``: the CLI every Snakemake rule calls.
+
+Each command lives in its own module, which exposes ``register(subparsers)``; that function
+adds one sub-parser and sets ``func`` to a callable taking the parsed namespace. Command
+modules import heavy libraries (torch, zarr, models) inside their functions, so that
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "pipeline.demo.cli",
+    "pipeline.prepare",
+    "pipeline.manifest",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description=(
+            "Offline stages of the CNS label-free segmentation tool. Normally run by Snakemake "
+            "(see README.md); every command can also be run by hand."
+        ),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline.errors import UserError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        result = args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Class vocabularies: the one place that knows label ids and their meaning.
+
+Datasets keep their raw ids in the prepared stores (nyu40 for ScanNet points, ScanNet raw
+category ids for ``label-filt`` images). Everything downstream maps raw ids to a benchmark's
+contiguous class indices here, so a vocabulary change never reruns ``prepare``.
+
+Conventions
+-----------
+* class index: ``0 .. n_classes-1`` (uint8), :data:`IGNORE` (255) for "no class".
+* a lookup table (LUT) maps a raw id to a class index; ids beyond the table map to IGNORE.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+IGNORE: int = 255
+"""Class index meaning 'no label / not evaluated'."""
+
+NYU40_NAMES: tuple[str, ...] = (
+    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window",
+    "bookshelf", "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser",
+    "pillow", "mirror", "floor mat", "clothes", "ceiling", "books", "refrigerator",
+    "television", "paper", "towel", "shower curtain", "box", "whiteboard", "person",
+    "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure",
+    "otherfurniture", "otherprop",
+)
+"""NYU40 names; nyu40 id ``i`` (1-based) is ``NYU40_NAMES[i - 1]``; id 0 is unannotated."""
+
+SCANNET20_NYU40_IDS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
+"""The 20 classes of the ScanNet v2 benchmark, as nyu40 ids, in benchmark order."""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """An evaluation vocabulary: class names and the raw-id → class-index mapping.
+
+    ``raw_ids[c]`` is the raw id of class ``c`` (used for exports such as the ScanNet
+    benchmark files, which want nyu40 ids).
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    raw_ids: tuple[int, ...]
+    lut: np.ndarray = field(repr=False)  # (max_raw_id + 1,) uint8
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def map(self, raw: np.ndarray) -> np.ndarray:
+        """Map raw ids (any integer dtype, any shape) to class indices (uint8, same shape)."""
+        raw = np.asarray(raw)
+        out = np.full(raw.shape, IGNORE, dtype=np.uint8)
+        valid = (raw >= 0) & (raw < self.lut.shape[0])
+        out[valid] = self.lut[raw[valid].astype(np.int64)]
+        return out
+
+    def to_raw(self, classes: np.ndarray, ignore_raw: int = 0) -> np.ndarray:
+        """Map class indices back to raw ids (int32); IGNORE becomes ``ignore_raw``."""
+        table = np.full(256, ignore_raw, dtype=np.int32)
+        table[: self.n_classes] = self.raw_ids
+        return table[np.asarray(classes, dtype=np.uint8)]
+
+
+def _benchmark(name: str, names: Sequence[str], raw_ids: Sequence[int], max_raw: int) -> Benchmark:
+    lut = np.full(max_raw + 1, IGNORE, dtype=np.uint8)
+    for index, raw in enumerate(raw_ids):
+        lut[raw] = index
+    return Benchmark(name, tuple(names), tuple(int(r) for r in raw_ids), lut)
+
+
+_BENCHMARKS: dict[str, Benchmark] = {
+    "scannet20": _benchmark(
+        "scannet20",
+        [NYU40_NAMES[i - 1] for i in SCANNET20_NYU40_IDS],
+        SCANNET20_NYU40_IDS,
+        max_raw=40,
+    ),
+}
+
+
+def benchmark(name: str) -> Benchmark:
+    """Return the benchmark vocabulary called ``name`` (e.g. ``"scannet20"``)."""
+    try:
+        return _BENCHMARKS[name]
+    except KeyError:
+        raise KeyError(f"unknown benchmark vocabulary {name!r}; known: {sorted(_BENCHMARKS)}") from None
+
+
+def benchmark_names() -> list[str]:
+    """Names accepted by :func:`benchmark`."""
+    return sorted(_BENCHMARKS)
+
+
+def read_scannet_label_map(path: str | Path, target: str = "nyu40id") -> dict[int, int]:
+    """Read ``scannetv2-labels.combined.tsv``: raw category id (column ``id``) → ``target`` id.
+
+    Rows whose target is empty map to 0 (unannotated). Raises ``ValueError`` naming the file
+    when the header lacks a column or a value is not an integer.
+    """
+    path = Path(path)
+    mapping: dict[int, int] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        if reader.fieldnames is None or "id" not in reader.fieldnames or target not in reader.fieldnames:
+            raise ValueError(f"{path}: header must contain columns 'id' and {target!r}, found {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                raw = int(row["id"])
+                value = int(row[target]) if row[target].strip() else 0
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}:{line}: non-integer 'id' or {target!r} value") from None
+            mapping[raw] = value
+    return mapping
+
+
+def label_map_lut(mapping: Mapping[int, int], default: int = 0) -> np.ndarray:
+    """Turn a raw-id → id mapping into a LUT (int32); ids not in ``mapping`` give ``default``."""
+    size = max(mapping, default=0) + 1
+    lut = np.full(size, default, dtype=np.int32)
+    for raw, value in mapping.items():
+        lut[raw] = value
+    return lut
+
+
+def apply_lut(lut: np.ndarray, raw: np.ndarray, default: int = 0) -> np.ndarray:
+    """Apply ``lut`` to integer array ``raw``; ids outside the table give ``default``."""
+    raw = np.asarray(raw).astype(np.int64, copy=False)
+    out = np.full(raw.shape, default, dtype=lut.dtype)
+    valid = (raw >= 0) & (raw < lut.shape[0])
+    out[valid] = lut[raw[valid]]
+    return out

@@ -1,0 +1,120 @@
+"""The Zarr layout contract: atomic writes, validation, readers that refuse bad stores."""
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import layout
+from pipeline.layout import StoreError, StoreReader, StoreWriter
+
+
+def _prepared_arrays(n_views=3, n_points=50, h=12, w=16):
+    rng = np.random.default_rng(0)
+    poses = np.repeat(np.eye(4)[None], n_views, axis=0)
+    k = np.array([[10.0, 0, 7.5], [0, 10.0, 5.5], [0, 0, 1]])
+    return {
+        "points/xyz": rng.normal(size=(n_points, 3)).astype(np.float32),
+        "points/label": rng.integers(0, 40, n_points).astype(np.uint16),
+        "views/frame": np.arange(n_views, dtype=np.int64),
+        "views/pose": poses,
+        "views/image_size": np.tile([w, h], (n_views, 1)).astype(np.int32),
+        "views/intrinsics": np.repeat(k[None], n_views, axis=0),
+        "views/native_size": np.tile([w, h], (n_views, 1)).astype(np.int32),
+        "views/native_intrinsics": np.repeat(k[None], n_views, axis=0),
+        "views/image": rng.integers(0, 255, (n_views, h, w, 3)).astype(np.uint8),
+        "views/depth": rng.integers(0, 4000, (n_views, 6, 8)).astype(np.uint16),
+        "views/depth_intrinsics": np.repeat(k[None], n_views, axis=0),
+    }
+
+
+def test_round_trip_and_metadata(tmp_path):
+    arrays = _prepared_arrays()
+    out = tmp_path / "train-000.zarr"
+    with StoreWriter(out, "prepare", attrs={"dataset": "demo", "config_hash": "abc"}) as writer:
+        writer.add_sample("scene0000_00", arrays, attrs={"split": "train"})
+    reader = StoreReader(out, "prepare")
+    assert reader.samples == ["scene0000_00"]
+    assert reader.attrs["config_hash"] == "abc" and reader.attrs["complete"] is True
+    assert reader.attrs["layout_version"] == layout.LAYOUT_VERSION
+    for name, data in arrays.items():
+        np.testing.assert_array_equal(reader.read("scene0000_00", name), data)
+    np.testing.assert_array_equal(reader.read("scene0000_00", "views/depth", 1), arrays["views/depth"][1])
+    attrs = reader.sample_attrs("scene0000_00")
+    assert attrs["split"] == "train" and attrs["sizes"]["view"] == 3 and attrs["sizes"]["point"] == 50
+    assert not reader.has("scene0000_00", "views/label")
+
+
+def test_file_count_does_not_grow_with_views(tmp_path):
+    counts = []
+    for n_views in (2, 40):
+        out = tmp_path / f"v{n_views}.zarr"
+        with StoreWriter(out, "prepare") as writer:
+            writer.add_sample("s", _prepared_arrays(n_views=n_views))
+        counts.append(sum(len(files) for _, _, files in os.walk(out)))
+    assert counts[0] == counts[1]
+
+
+def test_validation_names_the_problem(tmp_path):
+    arrays = _prepared_arrays()
+    bad = dict(arrays, **{"views/pose": arrays["views/pose"].astype(np.float32)})
+    with pytest.raises(StoreError, match="views/pose must be float64"):
+        with StoreWriter(tmp_path / "a.zarr", "prepare") as writer:
+            writer.add_sample("s", bad)
+    assert not (tmp_path / "a.zarr").exists()
+    mismatch = dict(arrays, **{"views/frame": np.arange(5, dtype=np.int64)})
+    with pytest.raises(StoreError, match="view"):
+        with StoreWriter(tmp_path / "b.zarr", "prepare") as writer:
+            writer.add_sample("s", mismatch)
+    with pytest.raises(StoreError, match="not declared"):
+        with StoreWriter(tmp_path / "c.zarr", "prepare") as writer:
+            writer.add_sample("s", dict(arrays, extra=np.zeros(3)))
+    missing = {k: v for k, v in arrays.items() if k != "views/pose"}
+    with pytest.raises(StoreError, match="required arrays"):
+        with StoreWriter(tmp_path / "d.zarr", "prepare") as writer:
+            writer.add_sample("s", missing)
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "temporaries must be cleaned up"
+
+
+def test_failed_write_keeps_the_previous_store(tmp_path):
+    out = tmp_path / "s.zarr"
+    with StoreWriter(out, "prepare", attrs={"run": 1}) as writer:
+        writer.add_sample("s", _prepared_arrays())
+    with pytest.raises(RuntimeError):
+        with StoreWriter(out, "prepare", attrs={"run": 2}) as writer:
+            writer.add_sample("s", _prepared_arrays())
+            raise RuntimeError("killed")
+    assert StoreReader(out).attrs["run"] == 1
+
+
+def test_stale_partials_removed_and_incomplete_refused(tmp_path):
+    out = tmp_path / "s.zarr"
+    writer = StoreWriter(out, "prepare")
+    writer.add_sample("s", _prepared_arrays())
+    stale = writer.tmp  # simulate kill -9: never committed nor aborted
+    assert stale.exists() and not out.exists()
+    with pytest.raises(StoreError, match="incomplete"):
+        StoreReader(stale)
+    with StoreWriter(out, "prepare") as second:
+        second.add_sample("s", _prepared_arrays())
+    assert not stale.exists() and out.exists()
+
+
+def test_reader_errors_name_the_store(tmp_path):
+    with pytest.raises(StoreError, match=re.escape(str(tmp_path / "nope.zarr"))):
+        StoreReader(tmp_path / "nope.zarr")
+    out = tmp_path / "s.zarr"
+    with StoreWriter(out, "prepare") as writer:
+        writer.add_sample("s", _prepared_arrays())
+    with pytest.raises(StoreError, match="expected a 'clip' store"):
+        StoreReader(out, "clip")
+
+
+def test_docs_describe_every_declared_array():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data-layout.md").read_text()
+    for stage in layout.STAGES.values():
+        assert f"`{stage.name}`" in doc, stage.name
+        for spec in stage.arrays + stage.store_arrays:
+            assert f"`{spec.path}`" in doc, f"{stage.name}: {spec.path} undocumented"
