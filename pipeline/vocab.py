@@ -136,3 +136,68 @@ def apply_lut(lut: np.ndarray, raw: np.ndarray, default: int = 0) -> np.ndarray:
     valid = (raw >= 0) & (raw < lut.shape[0])
     out[valid] = lut[raw[valid]]
     return out
+
+
+@dataclass(frozen=True)
+class PromptVocabulary:
+    """What the CLIP text classifier scores: prompt names and the class each maps to.
+
+    Row ``i`` of the classifier is ``names[i]``; ``to_class[i]`` is its benchmark class index
+    or :data:`IGNORE` for prompt-only classes (e.g. "ceiling"). Several rows may map to one
+    class (synonyms).
+    """
+
+    benchmark: Benchmark
+    names: tuple[str, ...]
+    to_class: np.ndarray  # (n_prompts,) uint8
+
+    def as_dict(self) -> dict:
+        """JSON-able description, recorded in store metadata."""
+        return {
+            "benchmark": self.benchmark.name,
+            "class_names": list(self.benchmark.class_names),
+            "prompts": list(self.names),
+            "prompt_to_class": [int(c) for c in self.to_class],
+        }
+
+    def map(self, prompt_index: np.ndarray) -> np.ndarray:
+        """Prompt row indices (any shape) → class indices (uint8)."""
+        return self.to_class[np.asarray(prompt_index, dtype=np.int64)]
+
+
+def prompt_vocabulary(
+    benchmark_name: str,
+    prompts: Mapping[str, Sequence[str]] | None = None,
+    extra_prompts: Mapping[str, Sequence[str]] | None = None,
+) -> PromptVocabulary:
+    """Build the prompt vocabulary from the ``vocabulary`` config section.
+
+    ``prompts`` maps a benchmark class name to its prompt names (synonyms); classes not
+    listed are prompted by their own name; an empty list drops the class from prompting.
+    ``extra_prompts`` maps prompt-only class names to their prompt names, all scored but
+    mapped to :data:`IGNORE`. Raises ``ValueError`` naming the key on unknown classes or an
+    empty vocabulary.
+    """
+    bench = benchmark(benchmark_name)
+    prompts = dict(prompts or {})
+    unknown = sorted(set(prompts) - set(bench.class_names))
+    if unknown:
+        raise ValueError(
+            f"vocabulary.prompts: unknown class names {unknown} for benchmark {bench.name!r}; known: {list(bench.class_names)}"
+        )
+    names: list[str] = []
+    to_class: list[int] = []
+    for index, class_name in enumerate(bench.class_names):
+        for prompt in prompts.get(class_name, [class_name]):
+            names.append(str(prompt))
+            to_class.append(index)
+    if not names:
+        raise ValueError("vocabulary: empty vocabulary (every class has an empty prompt list)")
+    for extra, synonyms in (extra_prompts or {}).items():
+        for prompt in synonyms or [extra]:
+            names.append(str(prompt))
+            to_class.append(IGNORE)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"vocabulary: prompt names used twice: {duplicates}")
+    return PromptVocabulary(bench, tuple(names), np.asarray(to_class, dtype=np.uint8))

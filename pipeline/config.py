@@ -1,0 +1,138 @@
+"""Configuration: loading, validation against ``workflow/schemas/``, defaults and hashes.
+
+Snakemake validates ``config.yaml`` with ``snakemake.utils.validate``; commands run by hand
+call :func:`load_config`, which applies the same schema files and fills the same defaults.
+Stage commands receive their section as JSON (``--options``) from the rules, so a rule's
+result depends on exactly the options it was given.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from pipeline.errors import UserError
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "workflow" / "schemas"
+
+
+class ConfigError(UserError):
+    """The configuration does not match the schema; the message names the key."""
+
+
+def schema_path(name: str = "config") -> Path:
+    """Path of ``workflow/schemas/<name>.schema.yaml`` in this checkout."""
+    path = SCHEMA_DIR / f"{name}.schema.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: schema not found (run from a source checkout of this project)")
+    return path
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml
+
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _validator(schema_file: Path):
+    from jsonschema import Draft202012Validator, validators
+    from referencing import Registry, Resource
+
+    schema = _load_yaml(schema_file)
+    schema["$id"] = schema_file.resolve().as_uri()
+
+    def retrieve(uri: str) -> Resource:
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        return Resource.from_contents(_load_yaml(Path(url2pathname(urlparse(uri).path))))
+
+    registry = Registry(retrieve=retrieve)
+    base = Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    cls = validators.extend(base, {"properties": set_defaults})
+    return cls(schema, registry=registry)
+
+
+def key_path(error) -> str:
+    """Dotted config key of a jsonschema error (``dataset.frame_skip``)."""
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def validate(config: Mapping[str, Any], schema: str = "config") -> dict[str, Any]:
+    """Validate ``config`` (copied) against a schema and return it with defaults filled.
+
+    Raises :class:`ConfigError` naming the offending key.
+    """
+    import jsonschema
+
+    data = copy.deepcopy(dict(config))
+    validator = _validator(schema_path(schema))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"config key {key_path(error)}: {error.message}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config (or start empty), deep-merge ``overrides``, validate, fill defaults."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        loaded = _load_yaml(path)
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        data = loaded or {}
+    if overrides:
+        data = deep_merge(data, overrides)
+    return validate(data)
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``update`` wins; lists are replaced, not merged."""
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON (sorted keys, no spaces) used for hashing and CLI options."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(value: Any) -> str:
+    """16-hex-digit SHA-256 of :func:`canonical_json` of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
+
+
+def parse_options(text: str | None, what: str = "--options") -> dict[str, Any]:
+    """Parse a JSON object given on the command line; errors name the flag."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{what}: not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what}: must be a JSON object")
+    return value
