@@ -56,6 +56,15 @@ if hasattr(workflow, "_prepare_dag"):
     workflow._prepare_dag = _alias_forced_stages(workflow._prepare_dag)
 
 
+# GPU jobs declare `resources: gpu=1`. Without a global `gpu` limit Snakemake would run as many
+# of them at once as cores allow, stacking several ViT-H models on one card; so a run that sets
+# no limit (no --resources gpu=N, no profile) gets gpu=1. The slurm profile sets its own limit.
+if "gpu" not in workflow.global_resources:
+    from snakemake.resources import Resource
+
+    workflow.global_resources["gpu"] = Resource("gpu", 1)
+
+
 def split_samples():
     """{split: [sample ids]} decided at DAG-build time (no checkpoint rule needed)."""
     if DEMO["enabled"]:

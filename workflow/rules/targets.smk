@@ -1,5 +1,9 @@
-# Targets users type. Each has no work of its own; `--forcerun <stage>` forces the stage's
-# per-shard jobs (see common.smk).
+# Targets users type. None has work of its own; `--forcerun <stage>` forces the stage's
+# per-shard jobs (see common.smk). `rule all` (in the Snakefile) collects ALL_TARGETS.
+
+PREPARE_TARGETS = [*all_stores("prepared"), f"{RESULTS}/manifest.parquet"]
+ALL_TARGETS = [*PREPARE_TARGETS]
+
 
 localrules:
     all,
@@ -8,16 +12,7 @@ localrules:
     demo_meta,
 
 
-rule all:
-    """Everything the configuration asks for."""
-    default_target: True
-    input:
-        all_stores("prepared"),
-        f"{RESULTS}/manifest.parquet",
-
-
 rule prepare:
     """Every shard's prepared store and the merged manifest."""
     input:
-        all_stores("prepared"),
-        f"{RESULTS}/manifest.parquet",
+        PREPARE_TARGETS,
