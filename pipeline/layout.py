@@ -182,10 +182,14 @@ POINTS = StageSpec(
 
 PREDICTIONS = StageSpec(
     "predictions",
-    "Frozen stage-1 network predictions (SAM-refined), the stage-2 self/cross-training targets.",
+    "Frozen stage-1 network predictions (SAM-refined), the stage-2 self/cross-training targets (docs/data-layout/predictions.md).",
     (
-        _a("views/label", "uint8", "view,Hl,Wl", "2D network prediction per pixel, refined by SAM masks"),
-        _a("points/label", "uint8", "point", "3D network prediction per point"),
+        _a("views/label", "uint8", "view,Hl,Wl", "2D network prediction per pixel, refined by SAM segments"),
+        _a("views/label_raw", "uint8", "view,Hl,Wl", "2D network prediction per pixel, unrefined", required=False),
+        _a("views/label_3d", "uint8", "view,Hl,Wl", "3D prediction carried to pixels through the pairs, refined by SAM segments (255 = no pair)"),
+        _a("points/label", "uint8", "point", "3D network prediction per point, refined: majority of views/label_3d over its pairs (raw where unseen)"),
+        _a("points/label_raw", "uint8", "point", "3D network prediction per point, unrefined", required=False),
+        _a("points/label_2d", "uint8", "point", "majority of the refined 2D prediction over the point's pairs (255 = unseen)"),
     ),
 )
 

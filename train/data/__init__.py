@@ -1,0 +1,1 @@
+"""Reading the stores into training batches: stores, samples, augmentation, batches."""

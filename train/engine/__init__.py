@@ -1,0 +1,1 @@
+"""Training engine: schedule, checkpoints, distributed setup, the step loop."""

@@ -1,0 +1,1 @@
+"""CNS losses: target drawing (prediction consistency), cross-entropy, latent consistency."""
