@@ -3,6 +3,7 @@
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/targets.smk"
 
 

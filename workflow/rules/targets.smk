@@ -2,12 +2,17 @@
 # per-shard jobs (see common.smk). `rule all` (in the Snakefile) collects ALL_TARGETS.
 
 PREPARE_TARGETS = [*all_stores("prepared"), f"{RESULTS}/manifest.parquet"]
-ALL_TARGETS = [*PREPARE_TARGETS]
+# train_stage1 and train_stage2 are single jobs (workflow/rules/train.smk): their rule names are the targets.
+TRAIN_STAGE1_TARGETS = [f"{RESULTS}/train/stage1/final.pt"]
+TRAIN_STAGE2_TARGETS = [f"{RESULTS}/train/stage2/final.pt"]
+EVALUATE_TARGETS = [f"{RESULTS}/evaluate/stage1", f"{RESULTS}/evaluate/stage2"]
+ALL_TARGETS = [*PREPARE_TARGETS, *TRAIN_STAGE1_TARGETS, *TRAIN_STAGE2_TARGETS, *EVALUATE_TARGETS]
 
 
 localrules:
     all,
     prepare,
+    evaluate,
     manifest,
     demo_meta,
 
@@ -16,3 +21,9 @@ rule prepare:
     """Every shard's prepared store and the merged manifest."""
     input:
         PREPARE_TARGETS,
+
+
+rule evaluate:
+    """Evaluation of both stages' final checkpoints on the evaluation splits."""
+    input:
+        EVALUATE_TARGETS,
