@@ -172,7 +172,7 @@ def open_shards(
                 raise StoreError(f"{reader.path}: lacks samples {missing[:5]} of {shard.prepared.path}")
             recorded |= check_vocabulary(reader, bench)
         for sample in shard.samples:
-            _check_sample(shard, sample, [r for r in by_role if r != "prepared"])
+            _check_sample(shard, sample, list(by_role))
         shards.append(shard)
     if not recorded and any(r in by_role for r in ("clip", "refined", "points", "predictions")):
         log.warning("no store records its vocabulary (root attribute 'vocabulary'); label values are checked while reading")

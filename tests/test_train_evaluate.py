@@ -1,0 +1,143 @@
+"""Evaluation on a known confusion, export formats, predict's store, and import hygiene."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.layout import StoreReader
+from pipeline.vocab import IGNORE, benchmark
+from train.metrics import confusion, iou_per_class, summary
+
+BENCH = benchmark("scannet20")
+
+
+def test_iou_from_a_known_confusion():
+    gt = np.array([0, 0, 0, 1, 1, 2, IGNORE, 2])
+    pred = np.array([0, 0, 1, 1, IGNORE, 2, 1, 0])
+    conf = confusion(gt, pred, 3)
+    assert conf.tolist() == [[2, 1, 0, 0], [0, 1, 0, 1], [1, 0, 1, 0]]
+    iou = iou_per_class(conf)
+    # class 0: TP 2, FN 1, FP 1 -> 2/4; class 1: TP 1, FN 1 (ignore = miss), FP 1 -> 1/3; class 2: TP 1, FN 1 -> 1/2
+    assert iou.tolist() == pytest.approx([0.5, 1 / 3, 0.5])
+    res = summary(conf, ["a", "b", "c"])
+    assert res["miou"] == pytest.approx((0.5 + 1 / 3 + 0.5) / 3) and res["accuracy"] == pytest.approx(4 / 7)
+    absent = summary(confusion(np.array([0]), np.array([0]), 3), ["a", "b", "c"])
+    assert absent["iou"]["b"] is None and absent["miou"] == 1.0  # classes absent from both are not averaged
+
+
+def test_benchmark_and_ply_exports(tmp_path):
+    from plyfile import PlyData
+
+    from train.export import PALETTE, write_benchmark_labels, write_prediction_ply
+
+    classes = np.array([0, 1, 19, 12], np.uint8)
+    path = write_benchmark_labels(tmp_path / "scene0000_00.txt", classes, BENCH)
+    assert path.read_text() == "1\n2\n39\n14\n"  # nyu40 ids, one per vertex per line
+    xyz = np.arange(12, dtype=np.float32).reshape(4, 3)
+    faces = np.array([[0, 1, 2], [1, 2, 3]], np.int32)
+    ply = PlyData.read(str(write_prediction_ply(tmp_path / "s.ply", xyz, classes, faces)))
+    v = ply["vertex"]
+    assert np.allclose(np.stack([v["x"], v["y"], v["z"]], 1), xyz)
+    assert [v["red"][2], v["green"][2], v["blue"][2]] == PALETTE[19].tolist()
+    assert np.array(ply["face"]["vertex_indices"].tolist()).tolist() == faces.tolist()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from pipeline.config import validate
+    from test_train_engine import TINY
+    from train.engine.trainer import run_stage
+    from train_synthetic import make_stores
+
+    root = tmp_path_factory.mktemp("eval")
+    data = make_stores(root / "stores", samples_per_shard=(2,), n_points=200, n_views=2)
+    final = run_stage(validate({"train": {**TINY, "stage1": {"steps": 1}}}), "stage1", data["stores"], root / "run", progress=False)
+    return data, final, root
+
+
+def test_evaluate_perfect_predictions_score_100(trained, monkeypatch, tmp_path):
+    import train.evaluate as ev
+
+    data, final, _ = trained
+    truth = data["truth"]
+    order = iter(sorted(truth))
+    current = {}
+
+    def points_truth(net3d, xyz, *args, **kwargs):
+        current["sid"] = next(order)
+        return truth[current["sid"]]["classes"]
+
+    def views_truth(net2d, images, input_size, output_size=None, device=None, batch=4):
+        matches = [v for v in range(len(truth[current["sid"]]["views"]["image"])) if np.array_equal(truth[current["sid"]]["views"]["image"][v], images[0])]
+        return truth[current["sid"]]["gt2d"][matches[:1]]
+
+    monkeypatch.setattr(ev, "predict_points", points_truth)
+    monkeypatch.setattr(ev, "predict_views", views_truth)
+    stores = data["stores"]
+    metrics = ev.evaluate(final, {r: stores[r] for r in ("prepared", "refined", "points", "sam")}, tmp_path / "out")
+    assert metrics["results"]["3d"]["miou"] == 1.0 and metrics["results"]["2d"]["miou"] == 1.0
+    assert metrics["results"]["pseudo3d"]["miou"] < 1.0  # the noisy pseudo-labels are the reference row
+    assert metrics["samples"] == 2 and metrics["views_with_gt"] == 4 and metrics["tta"] is False
+    conf = json.loads((tmp_path / "out" / "confusion_3d.json").read_text())
+    assert np.array(conf["matrix"]).sum() == 400  # one matrix over the whole split: every point of both samples
+    lines = (tmp_path / "out" / "benchmark" / "scene0000_00.txt").read_text().splitlines()
+    assert len(lines) == 200 and set(lines) <= {str(i) for i in BENCH.raw_ids}
+    assert (tmp_path / "out" / "ply" / "scene0001_00.ply").is_file() and "| 3D network | 100.0 |" in (tmp_path / "out" / "metrics.md").read_text()
+
+
+def test_predict_store_is_consistent(trained, tmp_path):
+    from train.inference import majority
+    from train.predict import predict_shard
+
+    data, final, _ = trained
+    s = data["stores"]
+    out = predict_shard(final, {"prepared": s["prepared"][0], "sam": s["sam"][0], "points": s["points"][0]}, tmp_path / "p.zarr")
+    pred = StoreReader(out, "predictions")
+    pts = StoreReader(s["points"][0], "points")
+    sam = StoreReader(s["sam"][0], "sam")
+    assert pred.attrs["vocabulary"]["benchmark"] == "scannet20" and pred.attrs["checkpoint"]["stage"] == "stage1"
+    for sid in pred.samples:
+        v2d, raw2d = pred.read(sid, "views/label"), pred.read(sid, "views/label_raw")
+        seg = sam.read(sid, "views/segments")
+        for v in range(seg.shape[0]):  # refined 2D: constant inside each segment, the segment's majority of the raw prediction
+            for segment in np.unique(seg[v]):
+                inside = seg[v] == segment
+                assert len(np.unique(v2d[v][inside])) == 1
+                assert v2d[v][inside][0] == np.bincount(raw2d[v][inside], minlength=20).argmax()
+        offsets = pts.read(sid, "views/pair_offsets")
+        view = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        flat = view * seg.shape[1] * seg.shape[2] + pts.read(sid, "pairs/pixel")
+        point = pts.read(sid, "pairs/point").astype(np.int64)
+        n = pred.read(sid, "points/label").shape[0]
+        expected = majority(point, v2d.reshape(-1)[flat], n, 20)
+        assert np.array_equal(pred.read(sid, "points/label_2d"), expected)
+        label_3d = pred.read(sid, "views/label_3d").reshape(-1)
+        seen = np.zeros(n, bool)
+        seen[point] = True
+        assert (pred.read(sid, "points/label")[~seen] == pred.read(sid, "points/label_raw")[~seen]).all()
+        assert (label_3d[flat] != IGNORE).all()  # every paired pixel carries a 3D label
+
+
+def test_train_never_imports_foundation_models():
+    code = (
+        "import sys, pkgutil, importlib, train\n"
+        "for m in pkgutil.walk_packages(train.__path__, 'train.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('open_clip', 'segment_anything')]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_help_is_fast_and_explains_every_command():
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "torch" not in {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    for command in ("stage1", "predict", "stage2", "evaluate", "ablation"):
+        assert command in result.stdout
+        sub = subprocess.run([sys.executable, "-m", "train", command, "--help"], capture_output=True, text=True)
+        assert sub.returncode == 0 and "--" in sub.stdout
