@@ -256,7 +256,7 @@ def collate(items: Sequence[Item]) -> Batch:
         own2d=torch.from_numpy(np.concatenate([it.own2d for it in items], axis=1)),
         paired2d=torch.from_numpy(np.concatenate([it.paired2d for it in items], axis=1)),
         cells=torch.from_numpy(np.concatenate([shift(it.cells, feat_off[b]) for b, it in enumerate(items)])),
-        features=torch.from_numpy(np.concatenate([it.features.reshape(-1, it.features.shape[2]) for it in items])),
+        features=torch.from_numpy(np.concatenate([it.features.reshape(it.features.shape[0] * it.features.shape[1], it.features.shape[2]) for it in items])),
         segments=torch.from_numpy(np.concatenate(seg_shift)),
         pix_row3d=torch.from_numpy(np.concatenate([shift(it.pix_row3d, offsets[b]) for b, it in enumerate(items)])),
         row_pix2d=torch.from_numpy(np.concatenate([shift(it.row_pix2d, view_off[b] * pix_per_view) for b, it in enumerate(items)])),
