@@ -167,7 +167,7 @@ def generate_scene(root: str | Path, scene: str, options: DemoOptions) -> Path:
         }
         (out / GT_DIR / "scene.json").write_text(json.dumps(info, indent=1) + "\n")
     log.info(
-        "%s: %s room (%s), %d vertices, %d frames written in %.2f s",
+        "%s: room type %s (%s), %d vertices, %d frames written in %.2f s",
         scene, demo.room.kind, ", ".join(demo.room.objects), mesh.vertices.shape[0], len(frames),
         time.perf_counter() - start,
     )
