@@ -32,8 +32,9 @@ from pipeline.demo.defects import MIN_VIEWS_FOR_DEFECTS, Defects, draw_defects, 
 from pipeline.demo.mesh import Mesh, label_colour, tessellate
 from pipeline.demo.render import render_view
 from pipeline.demo.room import Room, generate_room
+from pipeline.atomic import atomic_directory, atomic_write_text
 from pipeline.demo.scannet_files import (
-    as_written, atomic_directory, atomic_write_text, format_matrix, intrinsic_4x4, write_jpeg, write_ply, write_png,
+    as_written, format_matrix, intrinsic_4x4, write_jpeg, write_ply, write_png,
 )
 from pipeline.demo.visibility import visible_vertices
 from pipeline.errors import UserError
