@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -146,9 +145,9 @@ def run_ablation(
             f"| pseudo-labels (labelled only / all) | – | {ref.get('pseudo2d', float('nan')):.1f} / {ref.get('pseudo2d_all', float('nan')):.1f}"
             f" | {ref.get('pseudo3d', float('nan')):.1f} / {ref.get('pseudo3d_all', float('nan')):.1f} |"
         )
-    for fname, text in (("table.md", "\n".join(lines) + "\n"), ("table.json", json.dumps(table, indent=1))):
-        tmp = out_dir / f".{fname}.partial-{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, out_dir / fname)
+    from pipeline.atomic import atomic_write_text
+
+    atomic_write_text(out_dir / "table.md", "\n".join(lines) + "\n")
+    atomic_write_text(out_dir / "table.json", json.dumps(table, indent=1))
     print("\n".join(lines))
     return table

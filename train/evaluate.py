@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
+from pipeline.atomic import atomic_write_text
 from pipeline.images import read_view_images, resize_labels
 from pipeline.layout import StoreError, StoreReader
 from pipeline.vocab import IGNORE, benchmark, prepared_ground_truth_luts
@@ -148,9 +148,7 @@ def evaluate(
         f"Splits {metrics['splits']}, {n_samples} samples, {n_views_gt} views with ground truth; transductive: "
         f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n\n" + markdown_table(rows, names)
     )
-    tmp = out / f".metrics.md.partial-{os.getpid()}"
-    tmp.write_text(text)
-    os.replace(tmp, out / "metrics.md")
+    atomic_write_text(out / "metrics.md", text)
     return metrics
 
 
@@ -161,6 +159,4 @@ def _apply(lut: np.ndarray, raw: np.ndarray) -> np.ndarray:
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +29,13 @@ def class_colours(classes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _atomic_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
-
-
 def write_benchmark_labels(path: str | Path, classes: np.ndarray, bench: Benchmark) -> Path:
     """ScanNet benchmark format: one raw (nyu40) id per vertex per line, in vertex order."""
-    path = Path(path)
-    tmp = _atomic_path(path)
+    from pipeline.atomic import atomic_write_text
+
     raw = bench.to_raw(np.asarray(classes, dtype=np.uint8))
-    tmp.write_text("".join(f"{int(v)}\n" for v in raw))
-    os.replace(tmp, path)
-    return path
+    atomic_write_text(path, "".join(f"{int(v)}\n" for v in raw))
+    return Path(path)
 
 
 def write_prediction_ply(path: str | Path, xyz: np.ndarray, classes: np.ndarray, faces: np.ndarray | None = None) -> Path:
@@ -59,7 +52,8 @@ def write_prediction_ply(path: str | Path, xyz: np.ndarray, classes: np.ndarray,
         face = np.empty(len(faces), dtype=[("vertex_indices", "i4", (3,))])
         face["vertex_indices"] = faces
         elements.append(PlyElement.describe(face, "face"))
-    tmp = _atomic_path(path)
-    PlyData(elements, text=False).write(str(tmp))
-    os.replace(tmp, path)
+    from pipeline.atomic import atomic_file
+
+    with atomic_file(path) as tmp:
+        PlyData(elements, text=False).write(str(tmp))
     return path

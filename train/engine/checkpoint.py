@@ -11,7 +11,6 @@ predict/evaluate never depend on the current config matching the trained one.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,11 @@ _PERIODIC = re.compile(r"^step_(\d{8})\.pt$")
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file, then rename)."""
+    from pipeline.atomic import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    torch.save({"format": FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
     return path
 
 

@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from pipeline.atomic import atomic_write_text
 from pipeline.config import canonical_json, config_hash
 from pipeline.errors import UserError
 from pipeline.layout import code_version
@@ -188,8 +189,9 @@ def _run(config, cfg: TrainConfig, stage: StageConfig, stores, run_dir: Path, in
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "log.jsonl").write_text("")
     if info.main:
-        (run_dir / "run.json").write_text(
-            json.dumps({**meta, "stores": {r: list(p) for r, p in given.items()}, "resumed_at": start}, indent=2, default=str)
+        atomic_write_text(
+            run_dir / "run.json",
+            json.dumps({**meta, "stores": {r: list(p) for r, p in given.items()}, "resumed_at": start}, indent=2, default=str),
         )
     barrier(info)
 
@@ -343,7 +345,7 @@ def _truncate_log(path: Path, step: int) -> None:
     if not path.is_file():
         return
     lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in lines))
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def _tensorboard(run_dir: Path):

@@ -6,7 +6,15 @@ PREPARE_TARGETS = [*all_stores("prepared"), f"{RESULTS}/manifest.parquet"]
 TRAIN_STAGE1_TARGETS = [f"{RESULTS}/train/stage1/final.pt"]
 TRAIN_STAGE2_TARGETS = [f"{RESULTS}/train/stage2/final.pt"]
 EVALUATE_TARGETS = [f"{RESULTS}/evaluate/stage1", f"{RESULTS}/evaluate/stage2"]
-ALL_TARGETS = [*PREPARE_TARGETS, *TRAIN_STAGE1_TARGETS, *TRAIN_STAGE2_TARGETS, *EVALUATE_TARGETS]
+# Training needs the pseudo-label stores; `all` includes it once rules producing them exist
+# (transitional: while the pseudo-label rules are missing, `all` stops at prepare).
+PSEUDO_LABEL_STORES_MADE = all(
+    any(str(o).startswith(f"{RESULTS}/{stage}/") for r in workflow.rules for o in r.output)
+    for stage in ("clip", "sam", "refined", "points")
+)
+ALL_TARGETS = [*PREPARE_TARGETS]
+if PSEUDO_LABEL_STORES_MADE:
+    ALL_TARGETS += [*TRAIN_STAGE1_TARGETS, *TRAIN_STAGE2_TARGETS, *EVALUATE_TARGETS]
 
 
 localrules:
