@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+
+# The trainer's numpy work is per item and small; OpenBLAS's own thread pool would only spin
+# against torch's threads (set before numpy is first imported).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 STORE_ROLES_HELP = {
     "prepared": "prepared stores (<results>/prepared/<shard>.zarr), one per shard",

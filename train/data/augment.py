@@ -36,9 +36,13 @@ def augment_points(
         mat = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     if flip:
         mat = np.diag([-1.0 if flips[0] else 1.0, -1.0 if flips[1] else 1.0, 1.0]) @ mat
-    mat = mat * factor
-    centre = xyz.mean(axis=0) if xyz.size else np.zeros(3)
-    out = ((xyz - centre) @ mat.T.astype(np.float32) + centre).astype(np.float32)
+    mat = (mat * factor).astype(np.float32)
+    centre = xyz.mean(axis=0) if xyz.size else np.zeros(3, np.float32)
+    rel = xyz - centre
+    # explicit 3x3 product: numpy's matmul would call OpenBLAS, whose threads fight torch's
+    out = np.empty_like(xyz, dtype=np.float32)
+    for i in range(3):
+        out[:, i] = rel[:, 0] * mat[i, 0] + rel[:, 1] * mat[i, 1] + rel[:, 2] * mat[i, 2] + centre[i]
     if jitter > 0:
         out += np.clip(noise * jitter, -4 * jitter, 4 * jitter)
     return out

@@ -3,7 +3,9 @@
 The SAM stage may store the valid embedding cells channel-reduced (a per-store basis) and
 quantised; ``pipeline.sam.features.decode_features`` (numpy, no foundation model) decodes
 that format. Stores of the plain float16 format (``views/features`` (V, Hc, Wc, C) with an
-optional basis) are decoded here directly.
+optional basis) are decoded here directly. The projection through the basis runs in torch
+(which honours ``torch.set_num_threads``): numpy's OpenBLAS threads spin against torch's
+and made it 30x slower inside the training loop on 2 cores.
 """
 
 from __future__ import annotations
@@ -51,10 +53,15 @@ class SamFeatures:
             scale = self.reader.read(sample_id, "views/feature_scale", int(view))
             basis = self.basis if self.basis is not None else np.eye(coef.shape[-1], dtype=np.float32)
             mean = self.mean if self.mean is not None else np.zeros(basis.shape[1], np.float32)
-            return decode_features(coef, scale, basis, mean, self.space)
-        feats = coef.astype(np.float32)
+            feats = decode_features(coef, scale, basis, mean, "reduced")  # (Hc, Wc, C), no matmul
+        else:
+            feats = coef.astype(np.float32)
         if self.space == "sam" and self.basis is not None:
-            feats = feats @ self.basis
+            import torch
+
+            flat = torch.from_numpy(np.ascontiguousarray(feats.reshape(-1, feats.shape[-1])))
+            out = flat @ torch.from_numpy(self.basis)
             if self.mean is not None:
-                feats = feats + self.mean
+                out += torch.from_numpy(self.mean)
+            feats = out.numpy().reshape(*feats.shape[:-1], -1)
         return feats
