@@ -2,7 +2,8 @@
 
 Rows are config presets (``workflow/configs/ablation/*.yaml``) applied on top of a base config.
 Every run lives in ``<out>/runs/<row>/seed<k>/`` and is skipped when its ``eval/metrics.json``
-exists, so an interrupted ablation continues. The table reports the final checkpoint of each
+exists, so an interrupted ablation continues; stage-1 runs are shared between rows with the same
+stage-1 settings (``<out>/stage1/<hash>/``). The table reports the final checkpoint of each
 run (stage 2's when the row enables it, else stage 1's): 2D and 3D mIoU as mean ± sample
 standard deviation and min-max over seeds, plus the pipeline's pseudo-labels on the same
 samples as the reference row.
@@ -46,9 +47,13 @@ def _overrides(items: Sequence[str]) -> dict:
     return out
 
 
-def run_one(config: dict, results: str | Path, run_dir: Path, progress: bool = False) -> dict:
-    """Stage 1 → (predict → stage 2) → evaluate for one config; returns the metrics dict."""
-    from train.engine.trainer import run_stage
+def run_one(config: dict, results: str | Path, run_dir: Path, shared: Path, progress: bool = False) -> dict:
+    """Stage 1 → (predict → stage 2) → evaluate for one config; returns the metrics dict.
+
+    Stage-1 runs (and their predictions) live in ``shared/<stage-1 run hash>/``: rows whose
+    stage-1 settings are equal (e.g. "+ switching" and "+ stage 2") share them.
+    """
+    from train.engine.trainer import run_hash, run_stage
     from train.evaluate import evaluate
     from train.predict import predict_shard
 
@@ -61,14 +66,17 @@ def run_one(config: dict, results: str | Path, run_dir: Path, progress: bool = F
     stores = shard_stores(results, splits, roles)
     if not all(Path(p).exists() for p in stores["clip"]):
         stores.pop("clip")
-    final = run_stage(config, "stage1", stores, run_dir / "stage1", progress=progress)
+    stage1_dir = shared / run_hash(config, "stage1")
+    final = stage1_dir / "final.pt"
+    if not final.is_file():
+        final = run_stage(config, "stage1", stores, stage1_dir, progress=progress)
     stage2 = train["stage2"]
     if stage2["enabled"]:
         needs = stage2["predictions"] == "frozen" and any(stage2["sources"].get(s, 0) > 0 for s in ("self", "cross"))
         if needs:
             preds = []
             for prep, sam, pts in zip(stores["prepared"], stores["sam"], stores["points"]):
-                out = run_dir / "predictions" / Path(prep).name
+                out = stage1_dir / "predictions" / Path(prep).name
                 if not out.exists():
                     predict_shard(final, {"prepared": prep, "sam": sam, "points": pts}, out, refine=train["predict"]["refine"],
                                   device=train["device"], threads=train["threads"])
@@ -115,7 +123,7 @@ def run_ablation(
             extra = deep_merge(deep_merge(preset_cfg, _overrides(overrides)), {"train": {"seed": int(seed)}})
             config = load_config(base_config, extra)
             log.info("ablation row %s seed %d", name, seed)
-            metrics = run_one(config, results, out_dir / "runs" / name / f"seed{seed}")
+            metrics = run_one(config, results, out_dir / "runs" / name / f"seed{seed}", out_dir / "stage1")
             per_seed.append(metrics)
             if reference is None:
                 reference = {k: metrics["results"][k]["miou"] for k in ("pseudo2d", "pseudo3d", "pseudo2d_all", "pseudo3d_all") if k in metrics["results"]}

@@ -62,11 +62,19 @@ def stage_origins(stage: StageConfig) -> list[str]:
     return ["pseudo"]
 
 
-def run_hash(config: Mapping[str, Any], stage: str) -> str:
-    """Hash of what decides a run's trajectory (resume only continues a run with this hash)."""
-    train = {k: v for k, v in config["train"].items() if k not in RESUME_IRRELEVANT}
+def run_hash(config: Mapping[str, Any], stage: str, init: str | Path | None = None) -> str:
+    """Hash of what decides a run's trajectory (resume only continues a run with this hash):
+    the ``train`` section without logging/worker keys and without the other stage's section,
+    and the content of the initial checkpoint."""
+    other = {"stage1": ("stage2", "predict"), "stage2": ("stage1", "predict")}.get(stage, ())
+    train = {k: v for k, v in config["train"].items() if k not in RESUME_IRRELEVANT and k not in other}
     train["data"] = {k: v for k, v in train["data"].items() if k not in ("workers", "cache_samples")}
-    return config_hash({"train": train, "benchmark": config["vocabulary"]["benchmark"], "stage": stage})
+    init_id = None
+    if init is not None:
+        from train.predict import file_sha256
+
+        init_id = file_sha256(init)
+    return config_hash({"train": train, "benchmark": config["vocabulary"]["benchmark"], "stage": stage, "init": init_id})
 
 
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
@@ -136,7 +144,7 @@ def _run(config, cfg: TrainConfig, stage: StageConfig, stores, run_dir: Path, in
         torch.set_num_threads(cfg.threads)
     bench = benchmark(cfg.benchmark)
     n_classes = bench.n_classes
-    hash_ = run_hash(config, stage.name)
+    hash_ = run_hash(config, stage.name, init)
     if not stage.enabled:
         if init is None:
             raise UserError(f"{stage.name} is disabled but no initial checkpoint was given")
