@@ -7,7 +7,8 @@ modality over the whole split; per-class IoU, mIoU (mean over classes present in
 or predictions), accuracy. No test-time augmentation. The pipeline's own pseudo-labels on the
 same samples are scored too when their stores are given, as the reference rows:
 ``pseudo-labels (labelled only)`` skips elements the pipeline left unlabelled (the harder bar);
-``pseudo-labels (all)`` counts them as misses.
+``pseudo-labels (all)`` counts them as misses; ``3D network (pseudo-labelled points only)``
+scores the network on exactly the points that have a pseudo-label (like for like).
 
 Outputs in ``out``: ``metrics.json``, ``metrics.md``, ``confusion_{2d,3d}.json`` and, per scene,
 ``benchmark/<scene>.txt`` (ScanNet format) and ``ply/<scene>.ply``.
@@ -73,7 +74,7 @@ def evaluate(
     k = bench.n_classes
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    conf = {name: np.zeros((k, k + 1), np.int64) for name in ("3d", "2d", "pseudo3d", "pseudo3d_all", "pseudo2d", "pseudo2d_all")}
+    conf = {name: np.zeros((k, k + 1), np.int64) for name in ("3d", "3d_labelled", "2d", "pseudo3d", "pseudo3d_all", "pseudo2d", "pseudo2d_all")}
     prepared_paths = list(stores["prepared"])
     by_role = {role: {Path(p).name: p for p in paths} for role, paths in stores.items() if paths}
     splits, n_samples, n_views_gt = set(), 0, 0
@@ -102,6 +103,7 @@ def evaluate(
                         pseudo = readers["points"].read(sample, "points/label")
                         conf["pseudo3d_all"] += confusion(gt3d, pseudo, k)
                         conf["pseudo3d"] += confusion(np.where(pseudo == IGNORE, IGNORE, gt3d), pseudo, k)
+                        conf["3d_labelled"] += confusion(np.where(pseudo == IGNORE, IGNORE, gt3d), pred3d, k)
                 if export_benchmark:
                     write_benchmark_labels(out / "benchmark" / f"{sample}.txt", pred3d, bench)
                 if export_ply:
@@ -140,7 +142,8 @@ def evaluate(
     _write_json(out / "metrics.json", metrics)
     _write_json(out / "confusion_3d.json", {"classes": names, "rows": "ground truth", "columns": names + ["<ignore>"], "matrix": conf["3d"].tolist()})
     _write_json(out / "confusion_2d.json", {"classes": names, "rows": "ground truth", "columns": names + ["<ignore>"], "matrix": conf["2d"].tolist()})
-    labels = {"3d": "3D network", "pseudo3d": "3D pseudo-labels (labelled only)", "pseudo3d_all": "3D pseudo-labels (all)",
+    labels = {"3d": "3D network", "3d_labelled": "3D network (pseudo-labelled points only)",
+              "pseudo3d": "3D pseudo-labels (labelled only)", "pseudo3d_all": "3D pseudo-labels (all)",
               "2d": "2D network", "pseudo2d": "2D pseudo-labels (labelled only)", "pseudo2d_all": "2D pseudo-labels (all)"}
     rows = {labels[key]: res for key, res in results.items()}
     text = (
