@@ -54,6 +54,7 @@ def latent_loss_2d(
         per_view: pixels sampled per view (0 = all valid pixels).
     """
     n_views, h, w = cells.shape
+    latent_map = latent_map.float()  # bf16 under autocast: sample in float32 (bf16 grid coordinates are off by pixels)
     view, pix = sample_pixels(cells >= 0, per_view, generator)
     if view.numel() == 0:
         return latent_map.sum() * 0.0
