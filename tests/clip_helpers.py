@@ -75,3 +75,15 @@ def write_prepared(path: Path, samples: dict[str, int], size=(48, 32), codec="jp
                 arrays["views/instance"] = instances[sample_id]
             writer.add_sample(sample_id, arrays, attrs=sample_attrs)
     return path
+
+
+CLIP_COMMANDS = ("pipeline.clip.cli", "pipeline.clip.convert_cli")
+
+
+def run_cli(monkeypatch, argv: list[str]) -> int:
+    """``python -m pipeline ...`` (the real dispatcher and error handling) with only the clip commands
+    registered, so these tests do not depend on other stages' modules."""
+    import pipeline.__main__ as entry
+
+    monkeypatch.setattr(entry, "COMMAND_MODULES", CLIP_COMMANDS)
+    return entry.main(argv)

@@ -5,11 +5,10 @@ import json
 import pytest
 import torch
 
-from pipeline.__main__ import main
 from pipeline.clip.checkpoint import load_clip
 from pipeline.clip.convert import convert_torchscript
 from pipeline.errors import InputFileError
-from tests.clip_helpers import TINY_CONFIG, tiny_clip
+from tests.clip_helpers import TINY_CONFIG, run_cli, tiny_clip
 
 
 def _openai_style_archive(path, seed=7):
@@ -31,11 +30,11 @@ def _openai_style_archive(path, seed=7):
     return reference
 
 
-def test_cli_converts_torchscript_and_stage_loads_it(tmp_path, capsys):
+def test_cli_converts_torchscript_and_stage_loads_it(tmp_path, monkeypatch):
     src = tmp_path / "ViT-tiny.pt"
     reference = _openai_style_archive(src)
     out = tmp_path / "vit_tiny.safetensors"
-    rc = main(["clip-convert", "--in", str(src), "--out", str(out), "--model", "tiny",
+    rc = run_cli(monkeypatch, ["clip-convert", "--in", str(src), "--out", str(out), "--model", "tiny",
                "--model-config", json.dumps(TINY_CONFIG)])
     assert rc == 0 and out.is_file()
     loaded = load_clip("tiny", out, model_config=TINY_CONFIG)
@@ -59,7 +58,7 @@ def test_converted_weights_with_the_wrong_activation_are_refused(tmp_path):
         load_clip("tiny", out, model_config=gelu)
 
 
-def test_conversion_errors_name_the_file(tmp_path, capsys):
+def test_conversion_errors_name_the_file(tmp_path, capsys, monkeypatch):
     src = tmp_path / "ViT-tiny.pt"
     _openai_style_archive(src)
     out = tmp_path / "w.safetensors"
@@ -69,6 +68,6 @@ def test_conversion_errors_name_the_file(tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.glob(".w.safetensors*"))
     plain = tmp_path / "plain.pt"
     torch.save({"a": torch.zeros(1)}, plain)
-    rc = main(["clip-convert", "--in", str(plain), "--out", str(out), "--model", "ViT-B-16-quickgelu"])
+    rc = run_cli(monkeypatch, ["clip-convert", "--in", str(plain), "--out", str(out), "--model", "ViT-B-16-quickgelu"])
     assert rc == 2 and "plain.pt: not a readable TorchScript archive" in capsys.readouterr().err
     assert not out.exists()

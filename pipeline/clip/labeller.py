@@ -63,7 +63,10 @@ class BatchResult:
 class MaskClipLabeller:
     """Dense CLIP labels for batches of views (see the module docstring)."""
 
-    def __init__(self, loaded: LoadedClip, vocabulary: Any, template_sets, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self, loaded: LoadedClip, vocabulary: Any, template_sets, options: Mapping[str, Any], text: torch.Tensor | None = None
+    ) -> None:
+        """``text``: a precomputed classifier (n_prompts, D) for these prompts and templates (else computed)."""
         self.loaded = loaded
         self.options = dict(options)
         self.device = resolve_device(self.options.get("device", "auto"))
@@ -71,10 +74,12 @@ class MaskClipLabeller:
         model = loaded.model.to(self.device)
         self.encoder = MaskClipEncoder(model.visual).eval()
         self.templates = templates(template_sets)
-        self.text = text_classifier(
-            model, loaded.tokenizer, vocabulary.names, self.templates, self.device,
-            int(self.options.get("text_batch_size", 256)),
-        )
+        if text is None:
+            text = text_classifier(
+                model, loaded.tokenizer, vocabulary.names, self.templates, self.device,
+                int(self.options.get("text_batch_size", 256)),
+            )
+        self.text = text.to(self.device, torch.float32)
         self.prompt_to_class = torch.from_numpy(np.asarray(vocabulary.to_class, dtype=np.uint8)).to(self.device)
         self.mean = torch.tensor(loaded.mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(loaded.std, device=self.device).view(1, 3, 1, 1)

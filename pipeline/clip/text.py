@@ -52,6 +52,35 @@ def templates(sets: Sequence[str]) -> list[str]:
     return out
 
 
+def encode_text(model: Any, tokens):
+    """``model.encode_text(tokens)`` (unnormalised, (N, D)), on the shortest context holding every EOT.
+
+    CLIP's text tower is causal and pools at the end-of-text token (the largest token id), so
+    positions after the longest sentence's EOT cannot change the result; dropping them makes
+    prompt ensembles several times cheaper (sentences are ~15 of 77 tokens). Models of another
+    kind (no causal mask, other pooling, custom text towers) use ``encode_text`` unchanged.
+    """
+    from open_clip.transformer import text_global_pool
+    from torch import nn
+
+    if (
+        not hasattr(model, "token_embedding")
+        or getattr(model, "attn_mask", None) is None
+        or getattr(model, "text_pool_type", None) != "argmax"
+    ):
+        return model.encode_text(tokens)
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    tokens = tokens[:, :length]
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:length].to(cast)
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = text_global_pool(model.ln_final(x), tokens, "argmax")
+    projection = model.text_projection
+    if projection is None:
+        return x
+    return projection(x) if isinstance(projection, nn.Linear) else x @ projection
+
+
 def text_classifier(
     model: Any,
     tokenizer: Any,
@@ -75,6 +104,6 @@ def text_classifier(
     with torch.inference_mode(), torch.autocast(device_type=torch.device(device).type, enabled=False):
         for start in range(0, len(sentences), batch_size):
             tokens = tokenizer(sentences[start : start + batch_size]).to(device)
-            chunks.append(F.normalize(model.encode_text(tokens).float(), dim=-1))
+            chunks.append(F.normalize(encode_text(model, tokens).float(), dim=-1))
         per_template = torch.cat(chunks).reshape(len(names), len(template_list), -1)
         return F.normalize(per_template.mean(dim=1), dim=-1)
