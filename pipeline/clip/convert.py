@@ -12,11 +12,11 @@ activation, so the clip stage can refuse weights used with the wrong activation.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
+from pipeline.atomic import atomic_file
 from pipeline.errors import InputFileError, UserError
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,7 @@ def convert_torchscript(
         "model": model_name,
         "activation": "quick_gelu" if quick_gelu else "gelu",
     }
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
-    try:
+    with atomic_file(dst) as tmp:
         save_file(state, str(tmp), metadata=metadata)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("wrote %s (%d tensors)", dst, len(state))
     return metadata
