@@ -141,3 +141,25 @@ def test_help_is_fast_and_explains_every_command():
         assert command in result.stdout
         sub = subprocess.run([sys.executable, "-m", "train", command, "--help"], capture_output=True, text=True)
         assert sub.returncode == 0 and "--" in sub.stdout
+
+
+@pytest.mark.parametrize("mode", ["frozen", "online"])
+def test_stage2_from_stage1_with_frozen_or_online_predictions(trained, tmp_path, mode):
+    from pipeline.config import validate
+    from test_train_engine import TINY
+    from train.engine import checkpoint as ckpt
+    from train.engine.trainer import run_stage
+    from train.predict import predict_shard
+
+    data, final, _ = trained
+    s = dict(data["stores"])
+    if mode == "frozen":
+        s["predictions"] = [str(predict_shard(final, {"prepared": s["prepared"][0], "sam": s["sam"][0], "points": s["points"][0]},
+                                              tmp_path / "predictions" / "train-000.zarr"))]
+    records = []
+    config = validate({"train": {**TINY, "stage2": {"steps": 2, "predictions": mode}}})
+    out = run_stage(config, "stage2", s, tmp_path / "stage2", init=final, progress=False, on_step=lambda st, r: records.append(r))
+    state = ckpt.load_checkpoint(out)
+    meta = ckpt.checkpoint_meta(state)
+    assert meta["stage"] == "stage2" and meta["init"] == str(final) and state["step"] == 2
+    assert all(np.isfinite(r["ce2d"]) and np.isfinite(r["ce3d"]) for r in records)

@@ -205,7 +205,8 @@ def _run(config, cfg: TrainConfig, stage: StageConfig, stores, run_dir: Path, in
 
     ddp = model
     if info.world > 1:
-        unused = not with_features or min(stage.loss.ce2d, stage.loss.ce3d) <= 0
+        l = stage.loss
+        unused = min(l.ce2d, l.ce3d, l.latent2d, l.latent3d) <= 0  # a head without a loss gets no gradient
         ddp = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None, find_unused_parameters=unused
         )
