@@ -9,6 +9,9 @@ Each backend runs in its own child process (so peak RSS is its own), rounds alte
 the backends, and the median over all timed steps is reported.
 
     PYTHONPATH=. python bench/sparse_conv.py [--threads 2] [--steps 5] [--rounds 2]
+
+On a machine shared with other jobs, also set OMP_WAIT_POLICY=PASSIVE (see docs/benchmarks/sparse.md):
+spinning OpenMP threads then steal the cores the working threads need.
 """
 
 from __future__ import annotations
@@ -158,23 +161,26 @@ def main() -> None:
             print(f"round {r + 1} {b}: median {statistics.median(results[b][-1]['times']):.3f} s", file=sys.stderr)
     if weights:
         shutil.rmtree(os.path.dirname(weights))
-    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, torch {torch.__version__}")
     print(f"scene: synthetic room, voxel {args.voxel_size} m, {results[backends[0]][0]['voxels']} voxels; "
           f"MinkUNet34C (37.9M parameters) + 256-d head, fwd+bwd, {args.rounds} rounds x {args.steps} steps")
     print(f"load average before/after: {load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"(on {os.cpu_count()} cores; other processes inflate wall times)")
     print("| backend | median wall s/step | min | max | median CPU s/step | peak RSS MiB | RSS after model MiB |")
     print("|---|---|---|---|---|---|---|")
-    medians = {}
+    medians, cpu_medians = {}, {}
     for b in backends:
         ts = [t for res in results[b] for t in res["times"]]
         cs = [t for res in results[b] for t in res["cpu_times"]]
         medians[b] = statistics.median(ts)
+        cpu_medians[b] = statistics.median(cs)
         peak = max(res["peak_rss_mib"] for res in results[b])
         base = max(res["rss_model_mib"] for res in results[b])
         print(f"| {b} | {medians[b]:.3f} | {min(ts):.3f} | {max(ts):.3f} | {statistics.median(cs):.3f} | {peak:.0f} | {base:.0f} |")
     if "torch" in medians and "minkowski" in medians:
-        print(f"speed-up of torch over minkowski: {medians['minkowski'] / medians['torch']:.2f}x")
+        print(f"speed-up of torch over minkowski: {medians['minkowski'] / medians['torch']:.2f}x wall, "
+              f"{cpu_medians['minkowski'] / cpu_medians['torch']:.2f}x CPU time")
         lt = [res["loss"] for res in results["torch"]]
         lm = [res["loss"] for res in results["minkowski"]]
         print(f"last-step loss torch {lt[0]:.6f} vs minkowski {lm[0]:.6f} (same weights and input)")

@@ -196,3 +196,19 @@ def test_kernel_offset_order_is_minkowskiengines() -> None:
     assert k3[:4] == [[-1, -1, -1], [0, -1, -1], [1, -1, -1], [-1, 0, -1]]
     assert k3[13] == [0, 0, 0] and k3[-1] == [1, 1, 1]
     assert kernel_offsets(2).tolist()[:3] == [[0, 0, 0], [1, 0, 0], [0, 1, 0]]
+
+
+def test_features_at_sites_and_backend_row_mapping() -> None:
+    from train.sparse import get_backend
+
+    coords = random_sites(2, GRID, 0.3, seed=14)
+    x = SparseTensor.from_coords(torch.randn(coords.shape[0], 3), coords)
+    pick = coords[[5, 0, 3]]
+    assert torch.equal(x.features_at(pick), x.features[[5, 0, 3]])
+    with pytest.raises(KeyError):
+        x.features_at(torch.tensor([[9, 0, 0, 0]], dtype=torch.int32))
+    backend = get_backend("torch")
+    down = SparseConv3d(3, 3, kernel_size=2, stride=2)(x)
+    assert backend.rows_of(x, coords) is None
+    coarse_sites = down.coords[torch.randperm(len(down))]
+    assert torch.equal(backend.features_in_order(down, coarse_sites), down.features_at(coarse_sites))

@@ -169,3 +169,28 @@ def test_converted_minkowski_checkpoint_file_gives_the_same_outputs(tmp_path: Pa
         load_minkowski_weights(MinkUNet34(3, 9, latent_dim=4, config=MINKUNET_TINY), me_only)
     with pytest.raises(ValueError, match="missing"):
         load_minkowski_weights(ours, {k: v for k, v in me_only.items() if not k.startswith("block8")})
+
+
+def test_auto_backend_falls_back_to_torch_without_minkowski(monkeypatch: pytest.MonkeyPatch) -> None:
+    import train.sparse.minkowski_backend as mb
+    from train.sparse import get_backend
+
+    def missing() -> None:
+        raise ImportError("No module named 'MinkowskiEngine'")
+
+    monkeypatch.setattr(mb, "import_minkowski", missing)
+    assert get_backend("auto").name == "torch"
+    with pytest.raises(ImportError):
+        get_backend("minkowski")
+
+
+@needs_me
+@pytest.mark.minkowski
+def test_minkowski_backend_checks_coordinates_like_ours() -> None:
+    from train.sparse import get_backend
+
+    backend = get_backend("auto")
+    assert backend.name == "minkowski"
+    coords = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 3]], dtype=torch.int32)
+    with pytest.raises(ValueError, match="duplicate"):
+        backend.tensor(torch.zeros(2, 3), coords)
