@@ -212,3 +212,24 @@ def test_features_at_sites_and_backend_row_mapping() -> None:
     assert backend.rows_of(x, coords) is None
     coarse_sites = down.coords[torch.randperm(len(down))]
     assert torch.equal(backend.features_in_order(down, coarse_sites), down.features_at(coarse_sites))
+
+
+def test_coordinate_sets_form_no_reference_cycles() -> None:
+    """A batch's sets and kernel maps are freed by reference counting alone (no GC pass), so GPU
+    memory of kernel maps goes back as soon as a step's tensors do."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        coords = random_sites(1, GRID, 0.3, seed=15)
+        x = SparseTensor.from_coords(torch.randn(coords.shape[0], 2), coords)
+        down = SparseConv3d(2, 2, kernel_size=2, stride=2)(x)
+        up = SparseConv3d(2, 2, kernel_size=2, stride=2, transposed=True)(down)
+        SparseConv3d(2, 2, kernel_size=3)(up)
+        assert up.coordinate_set is x.coordinate_set
+        fine, coarse = weakref.ref(x.coordinate_set), weakref.ref(down.coordinate_set)
+        del x, down, up
+        assert fine() is None and coarse() is None
+    finally:
+        gc.enable()

@@ -40,7 +40,7 @@ def test_tiny_minkunet_forward_backward_shapes_torch_backend() -> None:
 
 def test_full_minkunet34c_layout() -> None:
     model = MinkUNet34(3, 20, latent_dim=256)
-    n = sum(p.numel() for p in model.parameters() if not p is None)
+    n = sum(p.numel() for p in model.parameters())
     head = 96 * 256 + 256
     # MinkUNet34C with 3 inputs and 20 classes has 37,856,052 parameters (counted on MinkowskiEngine 0.5.4)
     assert n - head == 37_856_052
@@ -75,8 +75,8 @@ def test_converter_maps_minkowski_names_and_shapes() -> None:
     assert out["conv0p1s1.weight"].shape == (125, 3, 32)
     assert out["block1.0.downsample.0.weight"].shape == (1, 32, 64)
     assert out["final.weight"].shape == (1, 96, 20) and out["final.bias"].shape == (20,)
-    assert out["bn0.weight"].shape == (32,) and int(out["bn0.num_batches_tracked"]) == 3
-    assert "block1.0.norm1.running_var" in out and "proj.weight" in out
+    assert out["bn0.bn.weight"].shape == (32,) and int(out["bn0.bn.num_batches_tracked"]) == 3
+    assert "block1.0.norm1.bn.running_var" in out and "proj.weight" in out
     with pytest.raises(ValueError, match="kernel"):
         convert_state_dict({"a.kernel": torch.zeros(2, 2, 2, 2)})
 
@@ -194,3 +194,12 @@ def test_minkowski_backend_checks_coordinates_like_ours() -> None:
     coords = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 3]], dtype=torch.int32)
     with pytest.raises(ValueError, match="duplicate"):
         backend.tensor(torch.zeros(2, 3), coords)
+
+
+def test_sync_batchnorm_conversion_keeps_sparse_batch_norms() -> None:
+    """DDP users convert batch norms; ours wraps nn.BatchNorm1d, so the wrapper survives."""
+    from train.sparse import SparseBatchNorm
+
+    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(MinkUNet34(3, 4, latent_dim=8, config=MINKUNET_TINY))
+    assert isinstance(model.bn0, SparseBatchNorm) and isinstance(model.bn0.bn, torch.nn.SyncBatchNorm)
+    assert isinstance(model.block8[0].norm1.bn, torch.nn.SyncBatchNorm)

@@ -112,18 +112,17 @@ def submanifold_map(coords: CoordinateSet, kernel_size: int) -> KernelMap:
 
 
 def down_map(coords: CoordinateSet, kernel_size: int, stride: int) -> tuple[CoordinateSet, KernelMap]:
-    """Coarse set and kernel map of a stride-``stride`` convolution from ``coords`` (cached)."""
+    """Coarse set and kernel map of a stride-``stride`` convolution from ``coords`` (cached on the
+    coarse set, which keeps its finer set alive, not the other way round)."""
     if stride < 2:
         raise ValueError(f"a downsampling convolution needs stride >= 2, got {stride}")
-    key = ("down", kernel_size, stride)
-    hit = coords.cache.get(key)
-    if hit is not None:
-        return hit
     coarse = coords.coarser(stride)
-    deltas = offset_delta(kernel_offsets(kernel_size) * coords.stride).to(coords.device)
-    outs, ins = _query(coarse, coords, deltas)
-    kmap = KernelMap(tuple(ins), tuple(outs), None, len(coords), len(coarse))
-    coords.cache[key] = (coarse, kmap)
+    key = ("down", kernel_size, stride)
+    kmap = coarse.cache.get(key)
+    if kmap is None:
+        deltas = offset_delta(kernel_offsets(kernel_size) * coords.stride).to(coords.device)
+        outs, ins = _query(coarse, coords, deltas)
+        kmap = coarse.cache[key] = KernelMap(tuple(ins), tuple(outs), None, len(coords), len(coarse))
     return coarse, kmap
 
 
