@@ -201,3 +201,40 @@ def prompt_vocabulary(
     if duplicates:
         raise ValueError(f"vocabulary: prompt names used twice: {duplicates}")
     return PromptVocabulary(bench, tuple(names), np.asarray(to_class, dtype=np.uint8))
+
+
+LABEL_SPACES = ("nyu40", "scannet-raw")
+"""Raw label spaces a prepared store may declare (root attribute ``label_spaces``)."""
+
+
+def ground_truth_lut(space: str, bench: Benchmark, label_map: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """LUT raw id (of label space ``space``) → benchmark class index (uint8, IGNORE elsewhere).
+
+    ``nyu40``: direct. ``scannet-raw``: ScanNet raw category ids, first mapped to nyu40 by
+    ``label_map`` (pairs ``[raw_id, nyu40_id]``, as the prepared store's root attribute
+    ``label_map`` holds them), then to the benchmark.
+    """
+    if space == "nyu40":
+        if bench.name != "scannet20":
+            raise ValueError(f"no mapping from nyu40 to benchmark {bench.name!r}")
+        return bench.lut.copy()
+    if space == "scannet-raw":
+        if not label_map:
+            raise ValueError("label space 'scannet-raw' needs the raw -> nyu40 label map")
+        raw_to_nyu = label_map_lut({int(r): int(n) for r, n in label_map})
+        return bench.map(raw_to_nyu)
+    raise ValueError(f"unknown label space {space!r}; known: {LABEL_SPACES}")
+
+
+def prepared_ground_truth_luts(store_attrs: Mapping, bench: Benchmark) -> dict[str, np.ndarray]:
+    """LUTs for a prepared store's point and view labels: ``{"points": lut, "views": lut}``.
+
+    Reads the root attributes ``label_spaces`` ({"points": space, "views": space}) and
+    ``label_map``; entries whose space is absent are left out.
+    """
+    spaces = store_attrs.get("label_spaces", {})
+    return {
+        which: ground_truth_lut(space, bench, store_attrs.get("label_map"))
+        for which, space in spaces.items()
+        if space
+    }

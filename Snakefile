@@ -1,0 +1,14 @@
+# CNS label-free segmentation workflow. Rules live in workflow/rules/; see README.md.
+# Targets: prepare, pseudo_labels, train_stage1, train_stage2, evaluate, all (the default).
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/targets.smk"
+
+
+# The default target must be defined in this file: Snakemake resets it after each include.
+rule all:
+    """Everything the configuration asks for."""
+    default_target: True
+    input:
+        ALL_TARGETS,

@@ -1,0 +1,24 @@
+"""Dataset adapters: each reads one dataset format into prepared samples.
+
+An adapter has ``kind``, ``list_samples(split) -> [ids]``, ``root_attrs() -> dict`` (label
+spaces and maps for the store's root attributes) and ``load(sample_id, split) ->
+PreparedSample`` whose arrays follow :data:`pipeline.layout.PREPARE`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.errors import UserError
+
+KINDS = ("scannet",)
+
+
+def make_adapter(dataset: dict[str, Any], threads: int = 2):
+    """Build the adapter for a validated ``dataset`` config section."""
+    kind = dataset.get("kind", "scannet")
+    if kind == "scannet":
+        from pipeline.datasets.scannet import ScanNetAdapter, ScanNetOptions
+
+        return ScanNetAdapter(ScanNetOptions.from_config(dataset, threads=threads))
+    raise UserError(f"config key dataset.kind: unknown dataset kind {kind!r}; known: {KINDS}")

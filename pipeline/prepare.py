@@ -1,0 +1,80 @@
+"""The ``prepare`` stage: read one shard's samples with the dataset adapter into a Zarr store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from pipeline.config import config_hash, parse_options
+
+log = logging.getLogger(__name__)
+
+PREPARE_KEYS = ("kind", "name", "root", "scans_dir", "label_map", "frame_skip", "working_size", "image_codec", "jpeg_quality")
+"""The ``dataset`` options that shape a prepared store (the rest only decide membership)."""
+
+
+def prepare_options(dataset: dict[str, Any]) -> dict[str, Any]:
+    """The subset of the ``dataset`` section that a prepared store depends on."""
+    return {key: dataset[key] for key in PREPARE_KEYS if key in dataset}
+
+
+def prepare_shard(
+    dataset: dict[str, Any], shard: str, split: str, samples: Sequence[str], out: str | Path, threads: int = 2
+) -> Path:
+    """Read ``samples`` of ``split`` and write the prepared store ``out`` atomically.
+
+    ``dataset`` is the validated ``dataset`` config section. Any bad input file raises
+    :class:`pipeline.errors.InputFileError` naming it; then nothing is written.
+    """
+    from tqdm import tqdm
+
+    from pipeline.datasets import make_adapter
+    from pipeline.layout import StoreWriter
+
+    adapter = make_adapter(dataset, threads=threads)
+    options = prepare_options(dataset)
+    attrs = {
+        "dataset": dataset.get("name"),
+        "kind": adapter.kind,
+        "shard": shard,
+        "split": split,
+        "source": str(dataset.get("root")),
+        "options": options,
+        "config_hash": config_hash(options),
+        **adapter.root_attrs(),
+    }
+    start = time.perf_counter()
+    with StoreWriter(out, "prepare", attrs=attrs) as writer:
+        for sample in tqdm(list(samples), desc=f"prepare {shard}", unit="sample"):
+            prepared = adapter.load(sample, split)
+            writer.add_sample(prepared.sample_id, prepared.arrays, prepared.attrs)
+    log.info("prepared %d samples of %s in %.1f s -> %s", len(samples), shard, time.perf_counter() - start, out)
+    return Path(out)
+
+
+def _run(args: argparse.Namespace) -> int:
+    dataset = parse_options(args.options)
+    prepare_shard(dataset, args.shard, args.split, args.samples, args.out, threads=args.threads)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "prepare",
+        help="read one shard of a dataset into a prepared Zarr store",
+        description=(
+            "Read the given samples with the dataset adapter (ScanNet export format) and write one "
+            "prepared store: points, views (pose, intrinsics at working and native resolution, "
+            "encoded images, depth), raw 2D/3D labels. The store appears only when complete."
+        ),
+    )
+    parser.add_argument("--out", required=True, help="output store path (<results>/prepared/<shard>.zarr)")
+    parser.add_argument("--shard", required=True, help="shard name, e.g. train-000 (recorded in metadata)")
+    parser.add_argument("--split", required=True, help="split of these samples (train, val, ...)")
+    parser.add_argument("--samples", nargs="+", required=True, help="sample ids (ScanNet: scene names)")
+    parser.add_argument("--options", required=True, help="the validated `dataset` config section as JSON")
+    parser.add_argument("--threads", type=int, default=2, help="threads decoding frames (default 2)")
+    parser.set_defaults(func=_run)
