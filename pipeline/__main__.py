@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.demo.cli",
     "pipeline.prepare",
     "pipeline.manifest",
+    "pipeline.sam.cli",
 )
 
 

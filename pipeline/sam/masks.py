@@ -87,7 +87,7 @@ def paint_segments(masks: np.ndarray, nesting_order: str = DEFAULT_NESTING_ORDER
     """Segment-id map (H, W) int32 from masks (M, H, W) bool in a nesting order (module doc); -1 = none."""
     masks = np.asarray(masks, dtype=bool)
     if areas is None:
-        areas = masks.reshape(masks.shape[0], -1).sum(axis=1)
+        areas = masks.sum(axis=(1, 2))
     seg = np.full(masks.shape[1:], -1, dtype=np.int32)
     for m in paint_order(areas, nesting_order):
         seg[masks[m]] = m
@@ -111,7 +111,7 @@ class ViewMasks:
     ) -> "ViewMasks":
         """Encode masks (M, Hl, Wl) bool with their scores and paint the segment-id map."""
         masks = np.asarray(masks, dtype=bool)
-        area = masks.reshape(masks.shape[0], -1).sum(axis=1).astype(np.int64)
+        area = masks.sum(axis=(1, 2)).astype(np.int64)
         return cls(
             runs=[encode_rle(m) for m in masks],
             area=area,
