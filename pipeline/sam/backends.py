@@ -52,23 +52,47 @@ class SegmentAnythingBackend:
 
     name = "segment_anything"
 
-    def __init__(self, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        loaded: Any,
+        amg: Mapping[str, Any],
+        nesting_order: str = "part",
+        encoder_batch: int = 1,
+        precision: str = "fp32",
+        device: str = "cpu",
+    ) -> None:
         from pipeline.sam.generator import OnePassMaskGenerator
+
+        self.loaded = loaded  # pipeline.sam.model.LoadedSam
+        self.device = device
+        self.precision = precision
+        self.generator = OnePassMaskGenerator(loaded.model, amg, precision)
+        self.encoder_batch = int(encoder_batch)
+        self.nesting_order = nesting_order
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "SegmentAnythingBackend":
+        """Load the model the validated ``sam`` options name (errors name the checkpoint file)."""
         from pipeline.sam.model import load_sam
 
-        self.device = resolve_device(options.get("device", "auto"))
-        self.precision = resolve_precision(options.get("precision", "auto"), self.device)
-        self.loaded = load_sam(
+        device = resolve_device(options.get("device", "auto"))
+        precision = resolve_precision(options.get("precision", "auto"), device)
+        loaded = load_sam(
             options["model_type"],
             options.get("checkpoint"),
             random_init=bool(options.get("random_init")),
             tiny=options.get("tiny"),
             seed=int(options.get("seed", 0)),
-            device=self.device,
+            device=device,
         )
-        self.generator = OnePassMaskGenerator(self.loaded.model, options.get("amg", {}), self.precision)
-        self.encoder_batch = int(options.get("encoder_batch", 1))
-        self.nesting_order = options.get("nesting_order", "part")
+        return cls(
+            loaded,
+            options.get("amg", {}),
+            nesting_order=options.get("nesting_order", "part"),
+            encoder_batch=int(options.get("encoder_batch", 1)),
+            precision=precision,
+            device=device,
+        )
 
     def metadata(self) -> dict[str, Any]:
         import segment_anything
@@ -125,7 +149,7 @@ def make_backend(options: Mapping[str, Any]):
     """The backend the (validated) ``sam`` options ask for; models are loaded here, before any output."""
     backend = options.get("backend", "segment_anything")
     if backend == "segment_anything":
-        return SegmentAnythingBackend(options)
+        return SegmentAnythingBackend.from_options(options)
     if backend == "simulated":
         from pipeline.sam.simulated import SimulatedBackend
 

@@ -165,7 +165,7 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
                     "from a trusted environment and use that file",
                 ) from None
             raise CheckpointError(path, f"not a PyTorch checkpoint ({err})") from None
-        except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError) as err:
+        except Exception as err:  # the unpickler raises many types on garbage (IndexError, EOFError, ...)
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(path, f"corrupt or unreadable checkpoint ({first})") from None
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
