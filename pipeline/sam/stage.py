@@ -51,11 +51,19 @@ def _sample_sizes(reader, sample_id: str, output_size) -> tuple[int, tuple[int, 
     return n_views, image_size, label_size
 
 
-def run_sam_stage(prepared: str | Path, out: str | Path, options: Mapping[str, Any], shard: str | None = None) -> Path:
+def run_sam_stage(
+    prepared: str | Path,
+    out: str | Path,
+    options: Mapping[str, Any],
+    shard: str | None = None,
+    backend: Any = None,
+) -> Path:
     """Run the SAM stage on a prepared store and write the ``sam`` store ``out``; returns ``out``.
 
-    ``options`` is the ``sam`` config section (validated and completed here). Raises
-    :class:`pipeline.errors.UserError` (nothing written) on bad options, checkpoints or inputs.
+    ``options`` is the ``sam`` config section (validated and completed here). ``backend``, if
+    given, replaces the one the options describe (an already loaded model: benchmarks, tests).
+    Raises :class:`pipeline.errors.UserError` (nothing written) on bad options, checkpoints or
+    inputs.
     """
     from tqdm import tqdm
 
@@ -65,7 +73,7 @@ def run_sam_stage(prepared: str | Path, out: str | Path, options: Mapping[str, A
     opts = sam_options(options)
     reader = StoreReader(prepared, "prepare")
     plan = {sid: _sample_sizes(reader, sid, opts["output_size"]) for sid in reader.samples}
-    backend = make_backend(opts)
+    backend = backend if backend is not None else make_backend(opts)
     channels = int(opts["features"]["channels"])
     shard = shard or reader.attrs.get("shard") or Path(out).stem
     all_views = [(sid, v) for sid, (n, _, _) in plan.items() for v in range(n)]
@@ -84,6 +92,7 @@ def run_sam_stage(prepared: str | Path, out: str | Path, options: Mapping[str, A
         "mask_encoding": "row-major-rle",
         "fit_views": [[s, v] for s, v in fit_keys],
     }
+    passes_before = getattr(backend, "encoder_passes", None)
     start = time.perf_counter()
     with StoreWriter(out, "sam", attrs=attrs) as writer:
         bar = tqdm(total=len(all_views), desc=f"sam {shard}", unit="view")
@@ -144,8 +153,8 @@ def run_sam_stage(prepared: str | Path, out: str | Path, options: Mapping[str, A
                 "seconds": round(time.perf_counter() - start, 3),
             }
         )
-        if getattr(backend, "encoder_passes", None) is not None:
-            writer.attrs["encoder_passes"] = int(backend.encoder_passes)
+        if passes_before is not None:
+            writer.attrs["encoder_passes"] = int(backend.encoder_passes - passes_before)
     log.info(
         "sam %s: %d views, %d masks, feature cosine %.4f, %.1f s -> %s",
         shard, len(all_views), n_masks, float(np.mean(cosines)) if cosines else float("nan"),
