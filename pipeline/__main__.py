@@ -17,6 +17,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.demo.cli",
     "pipeline.prepare",
     "pipeline.manifest",
+    "pipeline.refine.cli",
+    "pipeline.project.cli",
+    "pipeline.report.cli",
 )
 
 
