@@ -12,11 +12,15 @@ For point ``p`` and view ``v`` with pose ``(R, c)`` (cam-to-world rotation, came
    (lidar samples: there is no depth image to test occlusion against).
 2. *Inside the label map*: ``u = fx q_x / z + cx`` (``v`` likewise) with the COLOUR intrinsics
    scaled to the label resolution; pixel ``(floor(u + 0.5), floor(v + 0.5))`` inside the map.
-3. *RGB-D only, not occluded*: the same projection with the DEPTH intrinsics gives the depth
-   pixel, which must lie inside the depth image and hold a measurement ``d > 0`` (0 = missing
-   = not visible) with ``|z - d| <= threshold`` (absolute, metres) or ``<= threshold * d``
-   (relative). A point inside the colour view but outside the depth image is not visible: there
-   is no depth to test it against.
+3. *RGB-D only, not occluded*: the same projection with the DEPTH intrinsics gives ``(ud, vd)``
+   in the depth image. The point's *footprint* is the 2x2 depth pixels around it
+   (``floor(ud) + {0, 1}``; or the one nearest pixel ``floor(ud + 0.5)``), pixels up to
+   ``border`` beyond the edge reading the edge pixel. Footprint pixels holding a measurement
+   ``d > 0`` (0 = missing) must *bracket* the point: ``min d - tol <= z <= max d + tol``, with
+   ``tol`` = ``threshold`` metres (absolute) or ``threshold * z`` (relative). With no measured
+   footprint pixel the point is not visible. On a plane the depth at the point lies between its
+   2x2 neighbours' depths, so slanted surfaces pass without a loose tolerance; a point behind
+   an occluder has every neighbour in front of it. (``nearest`` reduces to ``|z - d| <= tol``.)
 
 How it runs
 -----------
@@ -49,18 +53,45 @@ GUARD_SAFETY: float = 2.0
 """Factor applied on top of the derived float32 error bounds."""
 
 
+FOOTPRINTS: tuple[str, ...] = ("bilinear", "nearest")
+
+
 @dataclass(frozen=True)
 class Occlusion:
-    """Depth test: visible iff ``d > 0`` and ``|z - d| <= threshold`` (absolute, m) or ``<= threshold * d`` (relative)."""
+    """The depth test (module docstring, rule 3).
 
-    mode: str = "relative"
-    threshold: float = 0.05
+    ``footprint``: the depth pixels a point is compared with: ``bilinear`` = the 2x2 pixels
+    around it (``floor(u)``, ``floor(u) + 1``), ``nearest`` = the one nearest pixel
+    (``floor(u + 0.5)``). ``border``: depth pixels beyond the image edge that still count,
+    reading the edge pixel (the colour field of view may be a little wider than the depth
+    one). ``threshold``: metres (``absolute``) or a fraction of the point's depth ``z``
+    (``relative``).
+    """
+
+    mode: str = "absolute"
+    threshold: float = 0.01
+    footprint: str = "bilinear"
+    border: int = 4
 
     def __post_init__(self) -> None:
         if self.mode not in OCCLUSION_MODES:
             raise ValueError(f"occlusion mode must be one of {OCCLUSION_MODES}, got {self.mode!r}")
         if not (self.threshold > 0 and math.isfinite(self.threshold)):
             raise ValueError(f"occlusion threshold must be positive, got {self.threshold}")
+        if self.footprint not in FOOTPRINTS:
+            raise ValueError(f"occlusion footprint must be one of {FOOTPRINTS}, got {self.footprint!r}")
+        if not (isinstance(self.border, int) and 0 <= self.border <= 64):
+            raise ValueError(f"occlusion border must be an integer in 0..64, got {self.border!r}")
+
+    @property
+    def offset(self) -> float:
+        """Added to the projected coordinate before ``floor``: 0.5 for nearest, 0 for bilinear."""
+        return 0.5 if self.footprint == "nearest" else 0.0
+
+    @property
+    def taps(self) -> tuple[tuple[int, int], ...]:
+        """(dx, dy) of the footprint pixels relative to ``floor(u + offset), floor(v + offset)``."""
+        return ((0, 0),) if self.footprint == "nearest" else ((0, 0), (1, 0), (0, 1), (1, 1))
 
 
 @dataclass
@@ -146,16 +177,24 @@ def reference_pairs(points: np.ndarray, view: np.ndarray, point: np.ndarray, cam
         yl = np.floor(kl[:, 1, 1] * q[:, 1] / z + kl[:, 1, 2] + 0.5)
         visible = front & (xl >= 0) & (xl < width) & (yl >= 0) & (yl < height)
         if cams.depth is not None:
+            occ = cams.occlusion
             kd = cams.depth_k[view]
             dh, dw = cams.depth.shape[1:]
-            xd = np.floor(kd[:, 0, 0] * q[:, 0] / z + kd[:, 0, 2] + 0.5)
-            yd = np.floor(kd[:, 1, 1] * q[:, 1] / z + kd[:, 1, 2] + 0.5)
-            visible &= (xd >= 0) & (xd < dw) & (yd >= 0) & (yd < dh)
-            raw = np.zeros(view.shape, dtype=np.float64)
-            raw[visible] = cams.depth[view[visible], yd[visible].astype(np.int64), xd[visible].astype(np.int64)]
-            d = raw / cams.depth_scale
-            tol = cams.occlusion.threshold * (d if cams.occlusion.mode == "relative" else 1.0)
-            visible &= (raw > 0) & (np.abs(z - d) <= tol)
+            xd = np.floor(kd[:, 0, 0] * q[:, 0] / z + kd[:, 0, 2] + occ.offset)
+            yd = np.floor(kd[:, 1, 1] * q[:, 1] / z + kd[:, 1, 2] + occ.offset)
+            d_min = np.full(view.shape, np.inf)
+            d_max = np.full(view.shape, -np.inf)
+            for tx, ty in occ.taps:
+                x, y = xd + tx, yd + ty
+                ok = visible & (x >= -occ.border) & (x < dw + occ.border) & (y >= -occ.border) & (y < dh + occ.border)
+                raw = np.zeros(view.shape, dtype=np.float64)
+                raw[ok] = cams.depth[view[ok], np.clip(y[ok], 0, dh - 1).astype(np.int64), np.clip(x[ok], 0, dw - 1).astype(np.int64)]
+                ok &= raw > 0
+                d = raw / cams.depth_scale
+                d_min = np.where(ok, np.minimum(d_min, d), d_min)
+                d_max = np.where(ok, np.maximum(d_max, d), d_max)
+            tol = occ.threshold * (z if occ.mode == "relative" else 1.0)
+            visible &= (z <= d_max + tol) & (z >= d_min - tol)  # false where no footprint pixel has depth
     pixel = np.full(view.shape, -1, dtype=np.int64)
     pixel[visible] = yl[visible].astype(np.int64) * width + xl[visible].astype(np.int64)
     return visible, pixel
@@ -296,12 +335,12 @@ def guard_bands(blocks: PointBlocks, cams: Cameras) -> dict[str, np.ndarray]:
     """
     corners = np.array([[x, y, z] for x in (blocks.lo[0], blocks.hi[0]) for y in (blocks.lo[1], blocks.hi[1]) for z in (blocks.lo[2], blocks.hi[2])])
     dist = np.linalg.norm(corners[None, :, :] - cams.poses[:, None, :3, 3], axis=2).max(axis=1)  # (V,)
-    sizes = [(cams.label_k, cams.label_size)]
+    sizes = [(cams.label_k, cams.label_size, 2)]
     if cams.depth is not None:
-        sizes.append((cams.depth_k, cams.depth_size))
-    # |x/z| and |y/z| of points within 2 pixels of an image (only those can change a decision)
-    a = np.max([(np.maximum(np.abs(k[:, 0, 2] + 0.5), np.abs(s[0] - 0.5 - k[:, 0, 2])) + 2) / k[:, 0, 0] for k, s in sizes], axis=0)
-    b = np.max([(np.maximum(np.abs(k[:, 1, 2] + 0.5), np.abs(s[1] - 0.5 - k[:, 1, 2])) + 2) / k[:, 1, 1] for k, s in sizes], axis=0)
+        sizes.append((cams.depth_k, cams.depth_size, 3 + cams.occlusion.border))
+    # |x/z| and |y/z| of points within a few pixels of an image (only those can change a decision)
+    a = np.max([(np.maximum(np.abs(k[:, 0, 2] + 0.5), np.abs(s[0] - 0.5 - k[:, 0, 2])) + m) / k[:, 0, 0] for k, s, m in sizes], axis=0)
+    b = np.max([(np.maximum(np.abs(k[:, 1, 2] + 0.5), np.abs(s[1] - 0.5 - k[:, 1, 2])) + m) / k[:, 1, 1] for k, s, m in sizes], axis=0)
     rho = np.sqrt(1 + a**2 + b**2)  # |p - c| / z near images
     c_cam = 8.0  # |q32 - q| <= c_cam * eps * |p - c|  (two subtractions, 3-term dot product)
 
@@ -319,8 +358,10 @@ def guard_bands(blocks: PointBlocks, cams: Cameras) -> dict[str, np.ndarray]:
         out["depth"] = pixel_bound(cams.depth_k, cams.depth_size)
         dmax = cams.depth.reshape(cams.n_views, -1).max(axis=1).astype(np.float64) / cams.depth_scale
         thr = cams.occlusion.threshold
-        scale = (1 + thr) if cams.occlusion.mode == "relative" else 1.0
-        out["occ"] = GUARD_SAFETY * EPS32 * (c_cam * rho * dist + 4 * (dist + dmax * scale) + 4 * thr)
+        # m = z (1 -+ thr) - d or d - z (1 +- thr), or z - d -+ thr: z is off by c_cam eps rho z,
+        # d (a float32 product) by 2 eps d, and each of the 3 operations rounds once more
+        z_term = (1 + thr) if cams.occlusion.mode == "relative" else 1.0
+        out["occ"] = GUARD_SAFETY * EPS32 * (c_cam * rho * dist * z_term + 4 * (dist * z_term + dmax) + 4 * thr)
     return out
 
 
@@ -331,7 +372,8 @@ def guard_bands(blocks: PointBlocks, cams: Cameras) -> dict[str, np.ndarray]:
 _P_ROT, _P_CHI, _P_CLO, _P_KL, _P_KD, _P_GUARD = slice(0, 9), slice(9, 12), slice(12, 15), slice(15, 19), slice(19, 23), slice(23, 27)
 _N_PARAMS = 27
 """Columns: R row-major (0-8), centre hi (9-11), centre lo (12-14), label fx fy cx+.5 cy+.5
-(15-18), depth fx fy cx+.5 cy+.5 (19-22), guard bands label, depth, z, occlusion (23-26)."""
+(15-18), depth fx fy cx+o cy+o with o the footprint offset (19-22), guard bands label, depth,
+z, occlusion (23-26)."""
 
 
 def _view_params(cams: Cameras, guards: dict[str, np.ndarray]) -> np.ndarray:
@@ -347,7 +389,8 @@ def _view_params(cams: Cameras, guards: dict[str, np.ndarray]) -> np.ndarray:
     params[:, _P_KL] = np.stack([kl[:, 0, 0], kl[:, 1, 1], kl[:, 0, 2] + 0.5, kl[:, 1, 2] + 0.5], axis=1)
     if cams.depth is not None:
         kd = cams.depth_k
-        params[:, _P_KD] = np.stack([kd[:, 0, 0], kd[:, 1, 1], kd[:, 0, 2] + 0.5, kd[:, 1, 2] + 0.5], axis=1)
+        off = cams.occlusion.offset
+        params[:, _P_KD] = np.stack([kd[:, 0, 0], kd[:, 1, 1], kd[:, 0, 2] + off, kd[:, 1, 2] + off], axis=1)
         params[:, _P_GUARD] = np.stack([guards["label"], guards["depth"], guards["z"], guards["occ"]], axis=1)
     else:
         params[:, _P_GUARD] = np.stack([guards["label"], np.zeros(v), guards["z"], np.zeros(v)], axis=1)
@@ -362,8 +405,8 @@ class _Workspace:
     arithmetic itself.
     """
 
-    _FLOATS = ("dx", "dy", "dz", "qx", "qy", "qz", "fa", "fb", "tmp", "pix")
-    _BOOLS = ("front", "unsure", "visible", "b1", "b2")
+    _FLOATS = ("dx", "dy", "dz", "qx", "qy", "qz", "fa", "fb", "tmp", "pix", "x0", "x1", "y0", "y1")
+    _BOOLS = ("front", "unsure", "visible", "b1", "b2", "x0", "x1", "y0", "y1")
 
     def __init__(self, torch, rows: int, block: int, device) -> None:
         self.torch = torch
@@ -373,14 +416,13 @@ class _Workspace:
         self.f = {k: torch.empty(n, dtype=torch.float32, device=device) for k in self._FLOATS}
         self.b = {k: torch.empty(n, dtype=torch.bool, device=device) for k in self._BOOLS}
         self.idx = torch.empty(n, dtype=torch.int64, device=device)
-        self.raw = torch.empty(n, dtype=torch.int16, device=device)
 
     def views(self, rows: int):
         n = rows * self.block
         shape = (rows, self.block)
         f = {k: v[:n].view(shape) for k, v in self.f.items()}
         b = {k: v[:n].view(shape) for k, v in self.b.items()}
-        return self.xyz[: 3 * n].view(3, rows, self.block), f, b, self.idx[:n], self.raw[:n]
+        return self.xyz[: 3 * n].view(3, rows, self.block), f, b, self.idx[:n]
 
 
 def _mark_near_integer(torch, t, floor_t, half_minus_band, tmp, flag, unsure) -> None:
@@ -409,7 +451,7 @@ def _project_rows(torch, ws: _Workspace, xyz_all, rows_block, params, base, dept
     (R, B) bool, uncertain (R, B) bool and the flat label pixel (R, B) float32 (exact integers).
     """
     n_rows = rows_block.shape[0]
-    xyz, f, b, idx, raw = ws.views(n_rows)
+    xyz, f, b, idx = ws.views(n_rows)
     torch.index_select(xyz_all, 1, rows_block, out=xyz)
     col = lambda i: params[:, i : i + 1]  # noqa: E731  (R, 1), broadcast over B
     dx, dy, dz, qx, qy, qz = f["dx"], f["dy"], f["dz"], f["qx"], f["qy"], f["qz"]
@@ -452,9 +494,10 @@ def _project_rows(torch, ws: _Workspace, xyz_all, rows_block, params, base, dept
     torch.mul(fb, float(width), out=pix)
     pix.add_(fa)
     if cams.depth is not None:
+        occ = cams.occlusion
         dh, dw = cams.depth.shape[1:]
         half_d = 0.5 - col(24)
-        torch.mul(dx, col(19), out=qx)
+        torch.mul(dx, col(19), out=qx)  # depth-image coordinates (+ 0.5 for the nearest footprint)
         qx.add_(col(21))
         torch.mul(dy, col(20), out=qy)
         qy.add_(col(22))
@@ -462,34 +505,60 @@ def _project_rows(torch, ws: _Workspace, xyz_all, rows_block, params, base, dept
         torch.floor(qy, out=fb)
         _mark_near_integer(torch, qx, fa, half_d, tmp, b1, unsure)
         _mark_near_integer(torch, qy, fb, half_d, tmp, b1, unsure)
-        _mark_inside(torch, qx, dw, tmp, b1, visible)
-        _mark_inside(torch, qy, dh, tmp, b1, visible)
-        # depth at the depth pixel (index 0 where not visible; exact in float32 below 2^24)
-        torch.mul(fb, float(dw), out=tmp)
-        tmp.add_(fa)
-        torch.logical_not(visible, out=b1)
-        tmp.masked_fill_(b1, 0.0)
-        idx.copy_(tmp.view(-1))
-        idx.view(n_rows, -1).add_(base)
-        torch.index_select(depth_flat, 0, idx, out=raw)
-        fa.view(-1).copy_(raw)
-        torch.remainder(fa, 65536.0, out=fa)  # int16 bits back to uint16 values
-        torch.gt(fa, 0.0, out=b2)  # a measurement (0 = missing)
-        visible.logical_and_(b2)
-        fa.mul_(1.0 / cams.depth_scale)  # d in metres
-        torch.sub(qz, fa, out=tmp)
-        tmp.abs_()
-        thr = cams.occlusion.threshold
-        if cams.occlusion.mode == "relative":
-            tmp.sub_(fa, alpha=thr)  # |z - d| - thr * d
+        # per axis: is each footprint column / row inside the image extended by the border, and
+        # its clamped coordinate (row offsets premultiplied by the width); all exact in float32
+        axes = {}
+        for name, floor_t, size in (("x", fa, dw), ("y", fb, dh)):
+            for step in range(2 if occ.footprint == "bilinear" else 1):
+                coord, ok = f[f"{name}{step}"], b[f"{name}{step}"]
+                torch.add(floor_t, float(step), out=coord)
+                torch.sub(coord, (size - 1) / 2, out=tmp)
+                tmp.abs_()
+                torch.le(tmp, (size - 1) / 2 + occ.border, out=ok)
+                coord.clamp_(0.0, float(size - 1))
+                if name == "y":
+                    coord.mul_(float(dw))
+                axes[(name, step)] = (coord, ok)
+        d_min, d_max, d = dx, dy, qx  # x / z, y / z and the coordinates are no longer needed
+        d_min.fill_(math.inf)
+        d_max.fill_(-math.inf)
+        for tx, ty in occ.taps:
+            (col_x, ok_x), (row_y, ok_y) = axes[("x", tx)], axes[("y", ty)]
+            torch.logical_and(ok_x, ok_y, out=b2)
+            b2.logical_and_(visible)
+            torch.add(row_y, col_x, out=tmp)
+            torch.logical_not(b2, out=b1)
+            tmp.masked_fill_(b1, 0.0)
+            idx.copy_(tmp.view(-1))
+            idx.view(n_rows, -1).add_(base)
+            torch.index_select(depth_flat, 0, idx, out=d.view(-1))
+            torch.gt(d, 0.0, out=b1)  # a measurement (0 = missing)
+            b2.logical_and_(b1)
+            torch.logical_not(b2, out=b1)
+            d.masked_fill_(b1, math.inf)
+            torch.minimum(d_min, d, out=d_min)
+            d.masked_fill_(b1, -math.inf)
+            torch.maximum(d_max, d, out=d_max)
+        thr = occ.threshold
+        # m1 = z - (max d + tol) <= 0 and m2 = (min d - tol) - z <= 0; both +inf without a measurement
+        if occ.mode == "relative":  # tol = thr * z
+            torch.mul(qz, 1.0 - thr, out=tmp)
+            tmp.sub_(d_max)  # m1 = z (1 - thr) - max d
+            torch.mul(qz, 1.0 + thr, out=fb)
+            torch.sub(d_min, fb, out=fb)  # m2 = min d - z (1 + thr)
         else:
-            tmp.sub_(thr)
-        torch.abs(tmp, out=fb)
-        torch.le(fb, col(26), out=b1)
-        b1.logical_and_(visible)
-        unsure.logical_or_(b1)
-        torch.le(tmp, 0.0, out=b1)
-        visible.logical_and_(b1)
+            torch.sub(qz, d_max, out=tmp)
+            tmp.sub_(thr)  # m1 = z - max d - thr
+            torch.sub(d_min, qz, out=fb)
+            fb.sub_(thr)  # m2 = min d - thr - z
+        band_o = col(26)
+        for margin in (tmp, fb):
+            torch.abs(margin, out=fa)
+            torch.le(fa, band_o, out=b1)
+            b1.logical_and_(visible)
+            unsure.logical_or_(b1)
+            torch.le(margin, 0.0, out=b1)
+            visible.logical_and_(b1)
     return visible, unsure, pix
 
 
@@ -544,7 +613,9 @@ class _Projector:
         self.row_view, self.row_block = cull_blocks(blocks, cams)
         self.params = _view_params(cams, guard_bands(blocks, cams))
         self.xyz = torch.from_numpy(blocks.xyz).to(dev)
-        self.depth = None if cams.depth is None else cams.depth.view(np.int16)
+        self.depth = None
+        if cams.depth is not None:  # metres, float32, on the device: one conversion per sample
+            self.depth = torch.from_numpy(cams.depth.astype(np.float32)).to(dev).mul_(1.0 / cams.depth_scale)
         self.hw_d = 0 if cams.depth is None else cams.depth.shape[1] * cams.depth.shape[2]
         self.min_depth32 = float(np.float32(cams.min_depth))
         self._local = threading.local()
@@ -575,9 +646,7 @@ class _Projector:
         rv = self.row_view[start : start + self.rows_per_chunk]
         rb = self.row_block[start : start + self.rows_per_chunk]
         v0, v1 = int(rv[0]), int(rv[-1]) + 1
-        depth_flat = None
-        if self.depth is not None:
-            depth_flat = torch.from_numpy(self.depth[v0:v1].reshape(-1)).to(dev)
+        depth_flat = None if self.depth is None else self.depth[v0:v1].reshape(-1)
         visible, unsure, pixel = _project_rows(
             torch,
             self._workspace(),

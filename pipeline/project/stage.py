@@ -43,7 +43,8 @@ def sample_cameras(prepared, sample: str, label_size: tuple[int, int], options: 
     sizes = prepared.read(sample, "views/image_size")
     label_k = np.stack([scale_intrinsics(k, tuple(int(x) for x in s), label_size) for k, s in zip(intrinsics, sizes)])
     occ = options["occlusion"]
-    kwargs: dict[str, Any] = {"occlusion": Occlusion(occ["mode"], float(occ["threshold"])), "min_depth": float(options["min_depth"])}
+    occlusion = Occlusion(occ["mode"], float(occ["threshold"]), occ["footprint"], int(occ["border"]))
+    kwargs: dict[str, Any] = {"occlusion": occlusion, "min_depth": float(options["min_depth"])}
     if prepared.has(sample, "views/depth"):
         if not prepared.has(sample, "views/depth_intrinsics"):
             raise UserError(f"{prepared.path}: sample {sample} has views/depth but no views/depth_intrinsics")
