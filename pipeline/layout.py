@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import os
 import re
-import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from pipeline.atomic import partial_path, remove_stale_partials, replace
 from pipeline.errors import UserError
 
 LAYOUT_VERSION: int = 1
@@ -257,21 +256,6 @@ def _now() -> str:
 # --------------------------------------------------------------------------------------
 
 
-def _partial_prefix(path: Path) -> str:
-    return f".{path.name}.partial-"
-
-
-def remove_stale_partials(path: Path) -> list[Path]:
-    """Delete temporaries left by killed writers of ``path``; returns what was removed."""
-    removed = []
-    if path.parent.is_dir():
-        for child in path.parent.iterdir():
-            if child.name.startswith(_partial_prefix(path)):
-                shutil.rmtree(child, ignore_errors=True)
-                removed.append(child)
-    return removed
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -305,7 +289,7 @@ class StoreWriter:
         self._store_level_written: set[str] = set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(self.path)
-        self.tmp = self.path.parent / f"{_partial_prefix(self.path)}{os.getpid()}-{secrets.token_hex(4)}"
+        self.tmp = partial_path(self.path)
         self.root = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
         self._closed = False
 
@@ -377,14 +361,8 @@ class StoreWriter:
             "complete": True,
         }
         self.root.attrs.update(meta)
-        old = None
-        if self.path.exists():
-            old = self.path.parent / f"{_partial_prefix(self.path)}old-{secrets.token_hex(4)}"
-            os.replace(self.path, old)
-        os.replace(self.tmp, self.path)
+        replace(self.tmp, self.path)
         self._closed = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         return self.path
 
     def abort(self) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Sequence
+
+from pipeline.atomic import atomic_file
 
 COLUMNS = ("id", "dataset", "kind", "split", "shard", "n_views", "n_points", "n_views_skipped", "source", "store")
 
@@ -15,13 +15,8 @@ COLUMNS = ("id", "dataset", "kind", "split", "shard", "n_views", "n_points", "n_
 def _write_atomic(table, out: Path) -> None:
     import pyarrow.parquet as pq
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
+    with atomic_file(out) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def shard_manifest(store: str | Path):

@@ -414,7 +414,7 @@ def test_cli_help_and_run(tmp_path, monkeypatch, capsys):
 
 
 # --------------------------------------------------------------------------------------
-# room layout and the PLY writer
+# room layout
 # --------------------------------------------------------------------------------------
 
 
@@ -461,23 +461,6 @@ def test_rooms_have_no_overlaps_and_cameras_stand_free():
         heading = np.degrees(np.arctan2(boxes.rotation[objects, 1, 0], boxes.rotation[objects, 0, 0]))
         yaws.extend(((heading - np.degrees(np.arctan2(boxes.rotation[r, 1, 0], boxes.rotation[r, 0, 0]))) % 90).tolist())
     assert np.mean((np.array(yaws) > 1) & (np.array(yaws) < 89)) > 0.3  # not only multiples of 90 degrees
-
-
-def test_fast_ply_writer_matches_plyfile(tmp_path):
-    import io
-
-    from pipeline.demo.scannet_files import ply_data, write_ply
-
-    rng = np.random.default_rng(0)
-    v = rng.normal(size=(40, 3)).astype(np.float32)
-    rgb = rng.integers(0, 256, (40, 3)).astype(np.uint8)
-    faces = rng.integers(0, 40, (25, 3)).astype(np.int32)
-    label = rng.integers(0, 41, 40).astype(np.uint16)
-    for lab in (None, label):
-        write_ply(tmp_path / "m.ply", v, rgb, faces, lab)
-        reference = io.BytesIO()
-        ply_data(v, rgb, faces, lab).write(reference)
-        assert (tmp_path / "m.ply").read_bytes() == reference.getvalue()
 
 
 def test_hidden_faces_are_covered():

@@ -42,23 +42,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "_demo_gt/ (ground truth for tests: the vertices each view truly sees). The scene is a "
             "deterministic function of --seed and --scene. The directory appears only when complete."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", required=True, help="dataset root; the scene goes to <out>/scans/<scene>/")
     p.add_argument("--scene", required=True, help="scene name, e.g. scene0003_00 (also seeds the geometry)")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed; with the scene name it fixes everything")
-    p.add_argument("--views", type=int, default=spec.DEFAULT_VIEWS, help="number of frames along the camera path")
+    p.add_argument("--seed", type=int, default=0,
+                   help="dataset seed; with the scene name it fixes everything (default: %(default)s)")
+    p.add_argument("--views", type=int, default=spec.DEFAULT_VIEWS,
+                   help="number of frames along the camera path (default: %(default)s)")
     p.add_argument("--color-size", type=int, nargs=2, metavar=("W", "H"), default=list(spec.DEFAULT_COLOR_SIZE),
-                   help="colour image size in pixels (ScanNet: 1296 968)")
+                   help="colour image size in pixels (default: %(default)s; ScanNet: 1296 968)")
     p.add_argument("--depth-size", type=int, nargs=2, metavar=("W", "H"), default=list(spec.DEFAULT_DEPTH_SIZE),
-                   help="depth image size in pixels (ScanNet: 640 480)")
+                   help="depth image size in pixels (default: %(default)s; ScanNet: 640 480)")
     p.add_argument("--vertex-spacing", type=float, default=spec.DEFAULT_VERTEX_SPACING,
-                   help="mesh grid spacing in metres (smaller: more vertices)")
+                   help="mesh grid spacing in metres; smaller gives more vertices (default: %(default)s)")
     p.add_argument("--defects", action="store_true",
                    help="inject real-world defects: 1-2 frames with -inf poses, one missing frame, "
                         "depth holes (0) in some depth images; needs --views >= 4")
     p.add_argument("--jpeg-quality", type=int, default=spec.DEFAULT_JPEG_QUALITY,
-                   help="JPEG quality of color/N.jpg (1-100)")
+                   help="JPEG quality of color/N.jpg, 1-100 (default: %(default)s)")
     p.set_defaults(func=_run_scene)
 
     m = subparsers.add_parser(

@@ -32,8 +32,9 @@ from pipeline.demo.defects import MIN_VIEWS_FOR_DEFECTS, Defects, draw_defects, 
 from pipeline.demo.mesh import Mesh, label_colour, tessellate
 from pipeline.demo.render import render_view
 from pipeline.demo.room import Room, generate_room
+from pipeline.atomic import atomic_directory, atomic_write_text
 from pipeline.demo.scannet_files import (
-    as_written, atomic_directory, atomic_write_text, format_matrix, intrinsic_4x4, write_jpeg, write_ply, write_png,
+    as_written, format_matrix, intrinsic_4x4, write_jpeg, write_ply, write_png,
 )
 from pipeline.demo.visibility import visible_vertices
 from pipeline.errors import UserError
@@ -167,7 +168,7 @@ def generate_scene(root: str | Path, scene: str, options: DemoOptions) -> Path:
         }
         (out / GT_DIR / "scene.json").write_text(json.dumps(info, indent=1) + "\n")
     log.info(
-        "%s: %s room (%s), %d vertices, %d frames written in %.2f s",
+        "%s: room type %s (%s), %d vertices, %d frames written in %.2f s",
         scene, demo.room.kind, ", ".join(demo.room.objects), mesh.vertices.shape[0], len(frames),
         time.perf_counter() - start,
     )

@@ -1,4 +1,4 @@
-"""Writers for the ScanNet v2 export formats, and atomic files and directories.
+"""Writers for the ScanNet v2 export formats (atomic output: :mod:`pipeline.atomic`).
 
 Formats, as ScanNet's SensReader and release write them:
 
@@ -14,12 +14,7 @@ Formats, as ScanNet's SensReader and release write them:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import shutil
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -105,80 +100,5 @@ def ply_data(vertices: np.ndarray, rgb: np.ndarray, faces: np.ndarray, label: np
 def write_ply(path: Path, vertices: np.ndarray, rgb: np.ndarray, faces: np.ndarray,
               label: np.ndarray | None = None) -> None:
     """ScanNet-style binary PLY: vertices (V, 3) float32, rgb (V, 3) uint8, faces (F, 3) int32,
-    optional ``label`` (V,) uint16 (nyu40 ids, for ``*.labels.ply``).
-
-    plyfile writes the header and would write the same body, but it serialises list properties
-    row by row in Python (about 0.25 s per demo mesh); the body is written here in one go
-    instead. A test checks the bytes equal ``PlyData.write``'s.
-    """
-    ply = ply_data(vertices, rgb, faces, label)
-    tris = np.empty(faces.shape[0], dtype=[("n", "u1"), ("vertex_indices", "<i4", (3,))])
-    tris["n"] = 3
-    tris["vertex_indices"] = faces
-    with open(path, "wb") as stream:
-        stream.write(ply.header.encode("ascii") + b"\n")
-        stream.write(ply["vertex"].data.tobytes())
-        stream.write(tris.tobytes())
-
-
-# --------------------------------------------------------------------------------------
-# Atomic output
-# --------------------------------------------------------------------------------------
-
-
-def _partial_prefix(path: Path) -> str:
-    return f".{path.name}.partial-"
-
-
-def remove_stale_partials(path: Path) -> list[Path]:
-    """Delete hidden temporaries left beside ``path`` by killed writers; returns them."""
-    removed = []
-    if path.parent.is_dir():
-        for child in sorted(path.parent.iterdir()):
-            if child.name.startswith(_partial_prefix(path)):
-                if child.is_dir():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
-                removed.append(child)
-    return removed
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Build a directory under a hidden temporary sibling; rename it to ``path`` on success.
-
-    An existing ``path`` is replaced only after the new one is complete. On an exception the
-    temporary is removed and ``path`` is untouched; a killed process leaves only the hidden
-    temporary (``.<name>.partial-*``), which the next writer of ``path`` removes.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(path)
-    tmp = path.parent / f"{_partial_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if path.exists():
-        old = path.parent / f"{_partial_prefix(path)}old-{secrets.token_hex(4)}"
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a hidden temporary in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{_partial_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    optional ``label`` (V,) uint16 (nyu40 ids, for ``*.labels.ply``)."""
+    ply_data(vertices, rgb, faces, label).write(str(path))
