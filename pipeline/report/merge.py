@@ -123,15 +123,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 def write_split_report(shard_files: Sequence[str | Path], split: str, out_json: str | Path, out_md: str | Path, out_png: str | Path) -> dict[str, Any]:
     """Merge the shards of ``split`` and write the JSON, Markdown and PNG outputs."""
-    import os
-
+    from pipeline.atomic import atomic_write_text
     from pipeline.report.plots import stage_bars
 
     report = merge_reports(shard_files, split)
     _write_json(out_json, report)
-    out_md = Path(out_md)
-    tmp = out_md.with_name(f".{out_md.name}.partial-{os.getpid()}")
-    tmp.write_text(markdown(report))
-    os.replace(tmp, out_md)
+    atomic_write_text(out_md, markdown(report))
     stage_bars(report["stages"], report["class_names"], out_png, title=f"pseudo-label quality, split {split}")
     return report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,11 +23,10 @@ def palette(n_classes: int) -> np.ndarray:
 
 
 def _save(fig, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=80, bbox_inches="tight")
-    os.replace(tmp, path)
+    from pipeline.atomic import atomic_file
+
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight", metadata={"Software": None})
 
 
 def overlay_figure(panels: Sequence[dict[str, Any]], bench, out: str | Path, title: str = "") -> None:
