@@ -17,6 +17,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.demo.cli",
     "pipeline.prepare",
     "pipeline.manifest",
+    "pipeline.clip.cli",
+    "pipeline.clip.convert_cli",
     "pipeline.refine.cli",
     "pipeline.project.cli",
     "pipeline.report.cli",

@@ -129,9 +129,9 @@ CLIP = StageSpec(
     "clip",
     "Dense CLIP pseudo-labels per view (MaskCLIP), or their simulated stand-in.",
     (
-        _a("views/label", "uint8", "view,Hl,Wl", "benchmark class index per pixel (255 = ignore)"),
-        _a("views/confidence", "float16", "view,Hl,Wl", "max softmax(100 * cosine) over prompt classes"),
-        _a("views/logits", "float16", "view,C,Hg,Wg", "low-resolution logits over prompt classes (optional)", required=False),
+        _a("views/label", "uint8", "view,Hl,Wl", "benchmark class index per pixel (255 = ignore): argmax prompt row of the bilinearly upsampled scores, mapped to its class"),
+        _a("views/confidence", "float16", "view,Hl,Wl", "max over prompt rows of softmax(upsampled scores), scores = 100 * cosine"),
+        _a("views/logits", "float16", "view,C,Hg,Wg", "scores per prompt row (C = prompts) on the ViT patch grid: 100 * cosine, or log-probabilities after key smoothing (optional)", required=False),
     ),
 )
 
