@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.manifest",
     "pipeline.clip.cli",
     "pipeline.clip.convert_cli",
+    "pipeline.sam.cli",
     "pipeline.refine.cli",
     "pipeline.project.cli",
     "pipeline.report.cli",
