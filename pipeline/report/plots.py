@@ -85,7 +85,7 @@ def stage_bars(summary: dict[str, Any], class_names: Sequence[str], out: str | P
     if stages:
         names = [n for n, _ in stages]
         values = [100 * v for _, v in stages]
-        bars = ax1.bar(range(len(names)), values, color=["#999999" if "clip" in n else "#3b7dd8" for n in names])
+        bars = ax1.bar(range(len(names)), values, color=["#999999" if "CLIP" in n else "#3b7dd8" for n in names])
         ax1.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax1.bar_label(bars, fmt="%.1f", fontsize=7)
     ax1.set_ylabel("mIoU (%)")
