@@ -121,3 +121,64 @@ def test_wrong_conventions_fail_the_acceptance(demo, tmp_path, broken):
     m = _metrics(root, demo[1], out)
     failed = m["recall"] < 0.99 or m["false_positives"] > 0.06 or m["interior_label_accuracy"] < 0.975
     assert failed, m
+
+
+def test_zero_noise_simulated_backends_give_ground_truth(demo, tmp_path):
+    """Issue 4 acceptance: simulated CLIP and SAM at zero noise -> refined labels equal ground truth,
+    and the projected point labels pass the visibility and label checks above."""
+    from pipeline.clip.stage import run_clip_stage
+    from pipeline.refine.stage import refine_shard
+    from pipeline.sam.stage import run_sam_stage
+    from refine_fixtures import ground_truth_views
+
+    root, prepared, _, _ = demo
+    zero_clip = {"backend": "simulated", "simulated": {"confusions": [], "blob_fraction": 0, "boundary_width": 0, "ignore_fill": "keep"}}
+    clip = run_clip_stage(prepared, tmp_path / "clip.zarr", {"clip": zero_clip, "vocabulary": {"extra_prompts": {"ceiling": ["ceiling"]}}})
+    sam = run_sam_stage(prepared, tmp_path / "sam.zarr", {"backend": "simulated", "simulated": {"zero_noise": True}})
+    refined = refine_shard(clip or tmp_path / "clip.zarr", sam or tmp_path / "sam.zarr", tmp_path / "refined.zarr", {})
+    prep = StoreReader(prepared, "prepare")
+    ref = StoreReader(refined, "refine")
+    truth = ground_truth_views(prep, SCENE)
+    np.testing.assert_array_equal(ref.read(SCENE, "views/label"), truth)
+    np.testing.assert_array_equal(ref.read(SCENE, "views/label_alt"), truth)
+    out = project_shard(prepared, tmp_path / "clip.zarr", refined, tmp_path / "points.zarr", {}, threads=2)
+    m = _metrics(root, prepared, out)
+    assert m["recall"] >= 0.99 and m["false_positives"] <= 0.06 and m["interior_label_accuracy"] >= 0.975, m
+
+
+def test_quality_report_of_ground_truth_labels_and_cli(demo, tmp_path, capsys):
+    import json
+
+    from pipeline.__main__ import main
+    from pipeline.sam.masks import ViewMasks, pack_views
+    from refine_fixtures import ground_truth_views
+    from test_refine_stage import _sam_arrays
+
+    root, prepared, clip, refined = demo
+    points = tmp_path / "points.zarr"
+    assert main(["project", "--prepared", str(prepared), "--clip", str(clip), "--refined", str(refined), "--out", str(points), "--threads", "2"]) == 0
+    prep = StoreReader(prepared, "prepare")
+    truth = ground_truth_views(prep, SCENE)
+    sam = tmp_path / "sam.zarr"
+    with StoreWriter(sam, "sam") as w:  # one mask per view covering its upper half
+        half = np.zeros(truth.shape[1:], bool)
+        half[: truth.shape[1] // 2] = True
+        w.add_sample(SCENE, _sam_arrays([ViewMasks.from_masks(half[None], np.ones(1), np.ones(1), "part") for _ in truth]))
+    shard_json, overlays = tmp_path / "r" / "train-000.json", tmp_path / "r" / "train-000.png"
+    args = ["report", "shard", "--prepared", str(prepared), "--clip", str(clip), "--sam", str(sam), "--refined", str(refined),
+            "--points", str(points), "--out", str(shard_json), "--overlays-out", str(overlays), "--overlays", "2"]
+    assert main(args) == 0
+    shard = json.loads(shard_json.read_text())
+    assert shard["ground_truth"] == {"pixels": True, "points": True}
+    assert shard["coverage"]["pixels_in_mask"] == shard["coverage"]["pixels"] // 2
+    pixels = np.asarray(shard["confusion"]["pixels.clip"])
+    assert pixels.sum() == int((truth != 255).sum()) and np.trace(pixels[:, :-1]) == pixels.sum()  # labels are the truth
+    assert overlays.stat().st_size > 10_000
+    out = tmp_path / "r" / "train"
+    assert main(["report", "merge", "--split", "train", "--json", f"{out}.json", "--markdown", f"{out}.md", "--png", f"{out}.png", str(shard_json)]) == 0
+    report = json.loads((tmp_path / "r" / "train.json").read_text())
+    assert report["stages"]["pixels: CLIP"]["miou"] == 1.0
+    assert 0.6 < report["stages"]["points: refined"]["miou_labelled"] < 1.0  # boundary vertices (see above)
+    assert "| pixels: refined (part) | 100.0 |" in (tmp_path / "r" / "train.md").read_text()
+    code = main(["project", "--prepared", str(prepared), "--clip", str(clip), "--refined", str(refined), "--out", str(tmp_path / "x.zarr"), "--options", '{"occlusion": {"mode": "percent"}}'])
+    assert code == 2 and "project.occlusion.mode" in capsys.readouterr().err
