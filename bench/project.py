@@ -6,9 +6,11 @@ at 640x480 with the colour camera's (non-proportional) intrinsics.
 
 Baseline (the peers' method, as OpenScene's multi-view fusion maps points to a frame;
 re-implemented here, not copied): for every view, a general 4x4 matrix inverse of the pose,
-all points in float64 homogeneous coordinates through it, projection into the depth image
-and the label map, occlusion test, nonzero. Same decision rule as ours (pixel =
-floor(u + 0.5), depth 0 = missing, relative threshold), so the outputs must be identical.
+all points in float64 homogeneous coordinates through it, projection into the label map and
+the depth image, occlusion test, nonzero. Same decision rule as ours (label pixel =
+floor(u + 0.5); the default 2x2 depth footprint bracketing the point, 1 cm, 4 border pixels;
+or ``--footprint nearest``: |z - d| <= 1 cm at the nearest depth pixel), so the outputs must be
+identical.
 
 Ours: :func:`pipeline.project.geometry.visible_pairs` (block culling, float32 torch pass,
 float64 re-decision of the few pairs near a decision boundary).
@@ -62,7 +64,8 @@ def load_scene(cache: Path, points: int, views: int, seed: int):
     return scene
 
 
-def cameras(scene, label_size=(640, 480), threshold=0.05):
+def cameras(scene, label_size=(640, 480), footprint="bilinear"):
+    """The scene's views with the project stage's default occlusion test (or the nearest footprint)."""
     import numpy as np
 
     from pipeline.camera import scale_intrinsics
@@ -70,36 +73,46 @@ def cameras(scene, label_size=(640, 480), threshold=0.05):
 
     n = scene.poses.shape[0]
     label_k = scale_intrinsics(scene.color_k, scene.color_size, label_size)
+    occlusion = Occlusion(footprint=footprint, border=0 if footprint == "nearest" else Occlusion().border)
     return Cameras(
         scene.poses, np.repeat(label_k[None], n, 0), label_size, scene.depth, np.repeat(scene.depth_k[None], n, 0),
-        1000.0, Occlusion("relative", threshold),
+        1000.0, occlusion,
     )
 
 
 def baseline(points, cams):
-    """Per view: general inverse, all points in float64 homogeneous coordinates (the peers' way)."""
+    """Per view: general inverse, all points in float64 homogeneous coordinates (the peers' way),
+    with the same decision rule as ours (label pixel, 2x2 depth footprint bracketing the point)."""
     import numpy as np
 
     n_points = points.shape[0]
     homogeneous = np.concatenate([points.astype(np.float64), np.ones((n_points, 1))], axis=1).T  # (4, P)
     width, height = cams.label_size
     dh, dw = cams.depth.shape[1:]
-    thr = cams.occlusion.threshold
+    occ = cams.occlusion
     out_point, out_pixel, counts = [], [], []
     for v in range(cams.n_views):
         world_to_camera = np.linalg.inv(cams.poses[v])
         p = world_to_camera @ homogeneous
         z = p[2]
         kd, kl = cams.depth_k[v], cams.label_k[v]
-        xd = np.floor(p[0] * kd[0, 0] / z + kd[0, 2] + 0.5)
-        yd = np.floor(p[1] * kd[1, 1] / z + kd[1, 2] + 0.5)
         xl = np.floor(p[0] * kl[0, 0] / z + kl[0, 2] + 0.5)
         yl = np.floor(p[1] * kl[1, 1] / z + kl[1, 2] + 0.5)
-        inside = (z > 0) & (xd >= 0) & (xd < dw) & (yd >= 0) & (yd < dh) & (xl >= 0) & (xl < width) & (yl >= 0) & (yl < height)
-        d = cams.depth[v, yd[inside].astype(np.int64), xd[inside].astype(np.int64)] / cams.depth_scale
-        visible = inside.copy()
-        visible[inside] = (d > 0) & (np.abs(z[inside] - d) <= thr * d)
-        point = np.flatnonzero(visible)
+        xd = np.floor(p[0] * kd[0, 0] / z + kd[0, 2] + occ.offset)
+        yd = np.floor(p[1] * kd[1, 1] / z + kd[1, 2] + occ.offset)
+        inside = np.flatnonzero((z > 0) & (xl >= 0) & (xl < width) & (yl >= 0) & (yl < height))
+        zi = z[inside]
+        d_min = np.full(inside.size, np.inf)
+        d_max = np.full(inside.size, -np.inf)
+        for tx, ty in occ.taps:
+            x, y = xd[inside] + tx, yd[inside] + ty
+            ok = (x >= -occ.border) & (x < dw + occ.border) & (y >= -occ.border) & (y < dh + occ.border)
+            d = cams.depth[v, np.clip(y, 0, dh - 1).astype(np.int64), np.clip(x, 0, dw - 1).astype(np.int64)] / cams.depth_scale
+            ok &= d > 0
+            d_min = np.where(ok, np.minimum(d_min, d), d_min)
+            d_max = np.where(ok, np.maximum(d_max, d), d_max)
+        tol = occ.threshold * (zi if occ.mode == "relative" else 1.0)
+        point = inside[(zi <= d_max + tol) & (zi >= d_min - tol)]
         out_point.append(point)
         out_pixel.append(yl[point].astype(np.int64) * width + xl[point].astype(np.int64))
         counts.append(point.size)
@@ -123,7 +136,7 @@ def _child(args) -> None:
 
     torch.set_num_threads(args.threads)
     scene = load_scene(Path(args.cache), args.points, args.views, args.seed)
-    cams = cameras(scene)
+    cams = cameras(scene, footprint=args.footprint)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     if args.child == "baseline":
@@ -150,6 +163,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="torch device for ours (cpu, cuda)")
     parser.add_argument("--chunk-pairs", type=int, default=None, help="pairs per chunk for ours (default: the device's)")
     parser.add_argument("--cache", default="results/bench/project_scene.npz", help="scene cache file (generated once)")
+    parser.add_argument("--footprint", choices=["bilinear", "nearest"], default="bilinear", help="occlusion footprint (default bilinear)")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--child", choices=["baseline", "ours"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,7 +179,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     scene = load_scene(Path(args.cache), args.points, args.views, args.seed)
-    cams = cameras(scene)
+    cams = cameras(scene, footprint=args.footprint)
 
     def timed(fn):
         times, result = [], None
@@ -191,7 +205,8 @@ def main() -> None:
     mem = {}
     for method in ("baseline", "ours"):
         cmd = [sys.executable, __file__, "--child", method, "--points", str(args.points), "--views", str(args.views),
-               "--seed", str(args.seed), "--threads", str(args.threads), "--device", args.device, "--cache", args.cache]
+               "--seed", str(args.seed), "--threads", str(args.threads), "--device", args.device, "--cache", args.cache,
+               "--footprint", args.footprint]
         if args.chunk_pairs:
             cmd += ["--chunk-pairs", str(args.chunk_pairs)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ.copy())
@@ -205,6 +220,7 @@ def main() -> None:
         "views": n_views,
         "depth_size": [int(scene.depth.shape[2]), int(scene.depth.shape[1])],
         "label_size": list(cams.label_size),
+        "occlusion": cams.occlusion.__dict__,
         "pairs": int(key_o.size),
         "baseline_ms_per_view": 1e3 * t_base / n_views,
         "ours_ms_per_view": 1e3 * t_ours / n_views,
