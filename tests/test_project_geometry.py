@@ -168,6 +168,25 @@ def test_camera_validation():
         Occlusion(footprint="3x3")
 
 
+@pytest.mark.parametrize("occlusion", [Occlusion(), Occlusion("relative", 0.02, footprint="nearest", border=0)])
+def test_torch_kernel_matches_numpy_kernel(scene, occlusion):
+    """The torch backend (what runs on CUDA), here on the CPU, gives the same pairs and pixels."""
+    cams = _cams(scene, occlusion=occlusion)
+    expected = _as_set(visible_pairs(scene.points, cams, device="cpu"))
+    assert _as_set(visible_pairs(scene.points, cams, device="torch-cpu", chunk_pairs=1 << 13)) == expected
+
+
+def test_depths_beyond_32767_raw_units():
+    """Raw depth above int16's range (read as int16 bits by the kernel) is still read right."""
+    size = (8, 6)
+    k = np.array([[8.0, 0, 3.5], [0, 8.0, 2.5], [0, 0, 1]])
+    depth = np.full((1, 6, 8), 40000, dtype=np.uint16)  # 40 m in mm
+    points = np.array([[0.0, 0.0, 40.0], [0.0, 0.0, 30.0]], dtype=np.float32)
+    cams = Cameras(np.eye(4)[None], k[None], size, depth, k[None], 1000.0, Occlusion("absolute", 0.05))
+    for device in ("cpu", "torch-cpu"):
+        assert visible_pairs(points, cams, device=device).point.tolist() == [0]
+
+
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu(scene):
     cams = _cams(scene)

@@ -27,8 +27,9 @@ How it runs
 * Points are grouped once into spatially compact blocks (Morton order, ``block_size`` points).
   Per view, blocks whose bounding sphere lies outside the label frustum are culled in float64
   (conservatively), so only (view, block) *rows* that can hold visible points are computed.
-* Rows are processed in chunks of about ``chunk_pairs`` (view, point) pairs, in float32 with
-  torch on any device. Peak memory is bounded by the chunk size, whatever the scene size.
+* Rows are processed in chunks of about ``chunk_pairs`` (view, point) pairs, in float32, by one
+  kernel written against :mod:`pipeline.project.backend` (numpy on CPU, torch on CUDA). Peak
+  memory is bounded by the chunk size, whatever the scene size.
 * Float32 decides exactly as float64 would: every pair whose float32 quantities lie within a
   proven error bound of a decision boundary (pixel rounding, image edges, ``z`` limits, the
   occlusion threshold) is *uncertain* and re-decided by :func:`reference_pairs` in float64. The
@@ -401,174 +402,178 @@ def _view_params(cams: Cameras, guards: dict[str, np.ndarray]) -> np.ndarray:
 class _Workspace:
     """Preallocated buffers for the float32 pass over up to ``rows`` x ``block`` pairs.
 
-    Every operation writes into these buffers (``out=`` / in place): fresh multi-megabyte
-    temporaries per operation cost page faults that, measured here, take longer than the
-    arithmetic itself.
+    Every operation writes into these buffers: fresh multi-megabyte temporaries per operation
+    cost page faults that, measured here, take longer than the arithmetic itself.
     """
 
     _FLOATS = ("dx", "dy", "dz", "qx", "qy", "qz", "fa", "fb", "tmp", "pix", "x0", "x1", "y0", "y1")
-    _BOOLS = ("front", "unsure", "visible", "b1", "b2", "x0", "x1", "y0", "y1")
+    _BOOLS = ("front", "unsure", "visible", "b1")
 
-    def __init__(self, torch, rows: int, block: int, device) -> None:
-        self.torch = torch
+    def __init__(self, xp, rows: int, block: int) -> None:
         n = rows * block
         self.block = block
-        self.xyz = torch.empty(3 * n, dtype=torch.float32, device=device)
-        self.f = {k: torch.empty(n, dtype=torch.float32, device=device) for k in self._FLOATS}
-        self.b = {k: torch.empty(n, dtype=torch.bool, device=device) for k in self._BOOLS}
-        self.idx = torch.empty(n, dtype=torch.int64, device=device)
-        self.raw = torch.empty(n, dtype=torch.int16, device=device)
+        self.xp = xp
+        self.xyz = xp.empty(3 * n, "float32")
+        self.f = {k: xp.empty(n, "float32") for k in self._FLOATS}
+        self.b = {k: xp.empty(n, "bool") for k in self._BOOLS}
+        self.idx = xp.empty(n, "int64")
+        self.raw = xp.empty(n, "int16")
 
     def views(self, rows: int):
         n = rows * self.block
         shape = (rows, self.block)
-        f = {k: v[:n].view(shape) for k, v in self.f.items()}
-        b = {k: v[:n].view(shape) for k, v in self.b.items()}
-        return self.xyz[: 3 * n].view(3, rows, self.block), f, b, self.idx[:n], self.raw[:n]
+        view = self.xp.view
+        f = {k: view(v[:n], shape) for k, v in self.f.items()}
+        b = {k: view(v[:n], shape) for k, v in self.b.items()}
+        return view(self.xyz[: 3 * n], (3, rows, self.block)), f, b, self.idx[:n], self.raw[:n]
 
 
-def _mark_near_integer(torch, t, floor_t, half_minus_band, tmp, flag, unsure) -> None:
-    """``unsure |= t within band of an integer`` given ``floor_t``; ``half_minus_band`` = 0.5 - band (R, 1)."""
-    torch.sub(t, floor_t, out=tmp)
-    tmp.sub_(0.5).abs_()
-    torch.gt(tmp, half_minus_band, out=flag)
-    unsure.logical_or_(flag)
+def _mark_near_integer(xp, t, floor_t, half_minus_band, tmp, flag, unsure) -> None:
+    """``unsure |= t within band of an integer`` given ``floor_t``; ``half_minus_band`` = 0.5 - band."""
+    xp.sub(t, floor_t, out=tmp)
+    xp.sub(tmp, 0.5, out=tmp)
+    xp.abs(tmp, out=tmp)
+    xp.gt(tmp, half_minus_band, out=flag)
+    xp.or_(unsure, flag, out=unsure)
 
 
-def _mark_inside(torch, t, size: int, tmp, flag, visible) -> None:
+def _mark_inside(xp, t, size: int, tmp, flag, visible) -> None:
     """``visible &= 0 < t < size`` for ``t = u + 0.5``, i.e. ``0 <= floor(t) < size`` except at
     ``t == 0`` exactly, an integer, which the guard band re-decides in float64 anyway."""
-    torch.sub(t, 0.5 * size, out=tmp)
-    tmp.abs_()
-    torch.lt(tmp, 0.5 * size, out=flag)
-    visible.logical_and_(flag)
+    xp.sub(t, 0.5 * size, out=tmp)
+    xp.abs(tmp, out=tmp)
+    xp.lt(tmp, 0.5 * size, out=flag)
+    xp.and_(visible, flag, out=visible)
 
 
-def _project_rows(torch, ws: _Workspace, xyz_all, rows_block, params, base, depth_flat, cams: Cameras, min_depth32: float, wraps: bool = False):
+def _project_rows(xp, ws: _Workspace, xyz_all, rows_block, params, base, depth_flat, cams: Cameras, min_depth32: float, wraps: bool = False):
     """Float32 decisions for one chunk of (view, block) rows.
 
-    ``xyz_all`` (3, NB, B) float32 on the device; ``rows_block`` (R,) int64; ``params`` (R, 27);
+    ``xyz_all`` (3, NB, B) float32; ``rows_block`` (R,) int64; ``params`` (R, 27) float32;
     ``base`` (R, 1) int64 offset of each row's depth image in ``depth_flat`` ((V * Hd * Wd + 1,)
     int16 holding the uint16 raw depth, 0 = missing, then one 0 as sentinel; None without depth;
-    ``wraps``: some raw values exceed 32767).
-    Returns views into the workspace: visible
-    (R, B) bool, uncertain (R, B) bool and the flat label pixel (R, B) float32 (exact integers).
+    ``wraps``: some raw values exceed 32767). Arrays of the backend ``xp``. Returns views into the
+    workspace: visible (R, B) bool, uncertain (R, B) bool and the flat label pixel (R, B) float32
+    (exact integers).
     """
     n_rows = rows_block.shape[0]
     xyz, f, b, idx, raw = ws.views(n_rows)
-    torch.index_select(xyz_all, 1, rows_block, out=xyz)
+    xp.take_rows(xyz_all, rows_block, out=xyz)
     col = lambda i: params[:, i : i + 1]  # noqa: E731  (R, 1), broadcast over B
     dx, dy, dz, qx, qy, qz = f["dx"], f["dy"], f["dz"], f["qx"], f["qy"], f["qz"]
     fa, fb, tmp, pix = f["fa"], f["fb"], f["tmp"], f["pix"]
-    front, unsure, visible, b1, b2 = b["front"], b["unsure"], b["visible"], b["b1"], b["b2"]
-    half_l = 0.5 - col(23)
+    front, unsure, visible, b1 = b["front"], b["unsure"], b["visible"], b["b1"]
+    half = params[:, 27:31]  # 0.5 - guard bands of the label and depth pixels
     # d = (p - c_hi) - c_lo;  q = R^T d: q_j = sum_i R[i, j] d_i with params[:, 3 * i + j] = R[i, j]
     for d, axis in ((dx, 0), (dy, 1), (dz, 2)):
-        torch.sub(xyz[axis], col(9 + axis), out=d)
-        d.sub_(col(12 + axis))
+        xp.sub(xyz[axis], col(9 + axis), out=d)
+        xp.sub(d, col(12 + axis), out=d)
     for q, j in ((qx, 0), (qy, 1), (qz, 2)):
-        torch.mul(dx, col(j), out=q)
-        q.addcmul_(dy, col(3 + j))
-        q.addcmul_(dz, col(6 + j))
-    torch.reciprocal(qz, out=dz)
-    torch.mul(qx, dz, out=dx)  # x / z
-    torch.mul(qy, dz, out=dy)  # y / z
+        xp.mul(dx, col(j), out=q)
+        xp.addmul(q, dy, col(3 + j), tmp)
+        xp.addmul(q, dz, col(6 + j), tmp)
+    xp.reciprocal(qz, out=dz)
+    xp.mul(qx, dz, out=dx)  # x / z
+    xp.mul(qy, dz, out=dy)  # y / z
     # in front (and the z-limit guard band)
     if cams.depth is None:
-        torch.ge(qz, min_depth32, out=front)
-        torch.sub(qz, min_depth32, out=tmp)
+        xp.ge(qz, min_depth32, out=front)
+        xp.sub(qz, min_depth32, out=tmp)
+        xp.abs(tmp, out=tmp)
     else:
-        torch.gt(qz, 0.0, out=front)
-        tmp.copy_(qz)
-    tmp.abs_()
-    torch.le(tmp, col(25), out=unsure)
-    visible.copy_(front)
+        xp.gt(qz, 0.0, out=front)
+        xp.abs(qz, out=tmp)
+    xp.le(tmp, col(25), out=unsure)
+    xp.copy(visible, front)
     # label pixel: floor(u + 0.5), floor(v + 0.5)
     width, height = cams.label_size
-    torch.mul(dx, col(15), out=qx)
-    qx.add_(col(17))
-    torch.mul(dy, col(16), out=qy)
-    qy.add_(col(18))
-    torch.floor(qx, out=fa)
-    torch.floor(qy, out=fb)
-    _mark_near_integer(torch, qx, fa, half_l, tmp, b1, unsure)
-    _mark_near_integer(torch, qy, fb, half_l, tmp, b1, unsure)
-    _mark_inside(torch, qx, width, tmp, b1, visible)
-    _mark_inside(torch, qy, height, tmp, b1, visible)
-    torch.mul(fb, float(width), out=pix)
-    pix.add_(fa)
-    if cams.depth is not None:
-        occ = cams.occlusion
-        dh, dw = cams.depth.shape[1:]
-        half_d = 0.5 - col(24)
-        torch.mul(dx, col(19), out=qx)  # depth-image coordinates (+ 0.5 for the nearest footprint)
-        qx.add_(col(21))
-        torch.mul(dy, col(20), out=qy)
-        qy.add_(col(22))
-        torch.floor(qx, out=fa)
-        torch.floor(qy, out=fb)
-        _mark_near_integer(torch, qx, fa, half_d, tmp, b1, unsure)
-        _mark_near_integer(torch, qy, fb, half_d, tmp, b1, unsure)
-        # Per axis: each footprint column (row) clamped into the image, or a huge value when it lies
-        # beyond the border or the pair is already out (NaN coordinates included); rows times the
-        # width. A tap's flat index is base + row + column, capped at the sentinel after the depth
-        # images; it and missing measurements read 0, which becomes NaN, which fmin / fmax skip.
-        big = float(2 * dh * dw + 2)
-        axes = {}
-        torch.logical_not(visible, out=b2)
-        for name, floor_t, size in (("x", fa, dw), ("y", fb, dh)):
-            for step in range(2 if occ.footprint == "bilinear" else 1):
-                coord = f[f"{name}{step}"]
-                torch.add(floor_t, float(step), out=coord)
-                torch.sub(coord, (size - 1) / 2, out=tmp)
-                tmp.abs_()
-                torch.gt(tmp, (size - 1) / 2 + occ.border, out=b1)
-                b1.logical_or_(b2)
-                coord.clamp_(0.0, float(size - 1))
-                if name == "y":
-                    coord.mul_(float(dw))
-                coord.masked_fill_(b1, big)
-                axes[(name, step)] = coord
-        d_min, d_max, d = dx, dy, qx  # x / z, y / z and the coordinates are no longer needed
-        sentinel = depth_flat.shape[0] - 1
-        for i, (tx, ty) in enumerate(occ.taps):
-            torch.add(axes[("y", ty)], axes[("x", tx)], out=tmp)
-            idx.copy_(tmp.view(-1))
-            idx.view(n_rows, -1).add_(base)
-            idx.clamp_(max=sentinel)
-            torch.index_select(depth_flat, 0, idx, out=raw)
-            out = d if i else d_min
-            out.view(-1).copy_(raw)
-            if wraps:  # int16 bits of values above 32767 m / depth_scale
-                torch.remainder(out, 65536.0, out=out)
-            out.mul_(1.0 / cams.depth_scale)
-            torch.sign(out, out=tmp)
-            out.div_(tmp)  # 0 (missing, and the sentinel) / 0 -> NaN; d / 1 = d
-            if i == 0:
-                d_max.copy_(d_min)
-            else:
-                torch.fmin(d_min, d, out=d_min)
-                torch.fmax(d_max, d, out=d_max)
-        thr = occ.threshold
-        # m1 = z - (max d + tol) <= 0 and m2 = (min d - tol) - z <= 0; both NaN without a measurement
-        if occ.mode == "relative":  # tol = thr * z
-            torch.mul(qz, 1.0 - thr, out=tmp)
-            tmp.sub_(d_max)  # m1 = z (1 - thr) - max d
-            torch.mul(qz, 1.0 + thr, out=fb)
-            torch.sub(d_min, fb, out=fb)  # m2 = min d - z (1 + thr)
-        else:
-            torch.sub(qz, d_max, out=tmp)
-            tmp.sub_(thr)  # m1 = z - max d - thr
-            torch.sub(d_min, qz, out=fb)
-            fb.sub_(thr)  # m2 = min d - thr - z
-        band_o = col(26)
-        for margin in (tmp, fb):
-            torch.abs(margin, out=fa)
-            torch.le(fa, band_o, out=b1)
-            b1.logical_and_(visible)
-            unsure.logical_or_(b1)
-            torch.le(margin, 0.0, out=b1)
-            visible.logical_and_(b1)
+    xp.mul(dx, col(15), out=qx)
+    xp.add(qx, col(17), out=qx)
+    xp.mul(dy, col(16), out=qy)
+    xp.add(qy, col(18), out=qy)
+    xp.floor(qx, out=fa)
+    xp.floor(qy, out=fb)
+    _mark_near_integer(xp, qx, fa, half[:, 0:1], tmp, b1, unsure)
+    _mark_near_integer(xp, qy, fb, half[:, 0:1], tmp, b1, unsure)
+    _mark_inside(xp, qx, width, tmp, b1, visible)
+    _mark_inside(xp, qy, height, tmp, b1, visible)
+    xp.mul(fb, float(width), out=pix)
+    xp.add(pix, fa, out=pix)
+    if cams.depth is None:
+        return visible, unsure, pix
+    occ = cams.occlusion
+    dh, dw = cams.depth.shape[1:]
+    xp.mul(dx, col(19), out=qx)  # depth-image coordinates (+ 0.5 for the nearest footprint)
+    xp.add(qx, col(21), out=qx)
+    xp.mul(dy, col(20), out=qy)
+    xp.add(qy, col(22), out=qy)
+    xp.floor(qx, out=fa)
+    xp.floor(qy, out=fb)
+    _mark_near_integer(xp, qx, fa, half[:, 1:2], tmp, b1, unsure)
+    _mark_near_integer(xp, qy, fb, half[:, 1:2], tmp, b1, unsure)
+    # Per axis: each footprint column (row) clamped into the image, or a huge value when it lies
+    # beyond the border or the pair is already out (NaN coordinates included); rows times the
+    # width. A tap's flat index is base + row + column, capped at the sentinel after the depth
+    # images, which reads 0 like a missing measurement.
+    big = float(2 * dh * dw + 2)
+    axes = {}
+    not_visible = b["front"]  # front is no longer needed
+    xp.not_(visible, out=not_visible)
+    for name, floor_t, size in (("x", fa, dw), ("y", fb, dh)):
+        for step in range(2 if occ.footprint == "bilinear" else 1):
+            coord = f[f"{name}{step}"]
+            xp.add(floor_t, float(step), out=coord)
+            xp.sub(coord, (size - 1) / 2, out=tmp)
+            xp.abs(tmp, out=tmp)
+            xp.le(tmp, (size - 1) / 2 + occ.border, out=b1)
+            xp.not_(b1, out=b1)  # beyond the border, or NaN
+            xp.or_(b1, not_visible, out=b1)
+            xp.clamp(coord, 0.0, float(size - 1), out=coord)
+            if name == "y":
+                xp.mul(coord, float(dw), out=coord)
+            xp.fill_where(coord, b1, big)
+            axes[(name, step)] = coord
+    d_min, d_max, d = dx, dy, qx  # x / z, y / z and the coordinates are no longer needed
+    xp.fill(d_min, math.inf)
+    xp.fill(d_max, 0.0)
+    sentinel = depth_flat.shape[0] - 1
+    idx2 = xp.view(idx, (n_rows, -1))
+    for tx, ty in occ.taps:
+        xp.add(axes[("y", ty)], axes[("x", tx)], out=tmp)
+        xp.copy(idx2, tmp)
+        xp.add(idx2, base, out=idx2)
+        xp.clamp(idx, 0, sentinel, out=idx)
+        xp.take(depth_flat, idx, out=raw)
+        xp.copy(xp.view(d, (-1,)), raw)
+        if wraps:  # int16 bits of values above 32767 m / depth_scale
+            xp.remainder(d, 65536.0, out=d)
+        xp.mul(d, 1.0 / cams.depth_scale, out=d)
+        # missing (0, and the sentinel) counts as 0 for the maximum and as +inf for the minimum:
+        # with no measurement, max d = 0 and min d = +inf, so m2 below fails
+        xp.maximum(d_max, d, out=d_max)
+        xp.le(d, 0.0, out=b1)
+        xp.fill_where(d, b1, math.inf)
+        xp.minimum(d_min, d, out=d_min)
+    thr = occ.threshold
+    # m1 = z - (max d + tol) <= 0 and m2 = (min d - tol) - z <= 0 (+inf without a measurement)
+    if occ.mode == "relative":  # tol = thr * z
+        xp.mul(qz, 1.0 - thr, out=tmp)
+        xp.sub(tmp, d_max, out=tmp)  # m1 = z (1 - thr) - max d
+        xp.mul(qz, 1.0 + thr, out=fb)
+        xp.sub(d_min, fb, out=fb)  # m2 = min d - z (1 + thr)
+    else:
+        xp.sub(qz, d_max, out=tmp)
+        xp.sub(tmp, thr, out=tmp)  # m1 = z - max d - thr
+        xp.sub(d_min, qz, out=fb)
+        xp.sub(fb, thr, out=fb)  # m2 = min d - thr - z
+    band_o = col(26)
+    for margin in (tmp, fb):
+        xp.abs(margin, out=fa)
+        xp.le(fa, band_o, out=b1)
+        xp.and_(b1, visible, out=b1)
+        xp.or_(unsure, b1, out=unsure)
+        xp.le(margin, 0.0, out=b1)
+        xp.and_(visible, b1, out=visible)
     return visible, unsure, pix
 
 
@@ -593,48 +598,36 @@ class Pairs:
         return self.point[a:b], self.pixel[a:b]
 
 
-def resolve_device(device: str):
-    """A torch device from ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda`` or ``cuda:N``."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
 def default_chunk_pairs(device) -> int:
     """(view, point) pairs per chunk: cache-sized on CPU, large on GPUs."""
-    return (1 << 22) if getattr(device, "type", str(device)) == "cuda" else (1 << 16)
+    return (1 << 16) if str(device) == "cpu" else (1 << 22)
 
 
 class _Projector:
     """Shared state of one :func:`visible_pairs` call; :meth:`chunk` is safe to run in threads."""
 
-    def __init__(self, torch, blocks: PointBlocks, cams: Cameras, dev, rows_per_chunk: int, exact: bool) -> None:
-        self.torch = torch
+    def __init__(self, xp, blocks: PointBlocks, cams: Cameras, rows_per_chunk: int, exact: bool) -> None:
+        self.xp = xp
         self.blocks = blocks
         self.cams = cams
-        self.dev = dev
         self.exact = exact
         self.rows_per_chunk = rows_per_chunk
         self.row_view, self.row_block = cull_blocks(blocks, cams)
-        self.params = _view_params(cams, guard_bands(blocks, cams))
-        self.xyz = torch.from_numpy(blocks.xyz).to(dev)
+        params = _view_params(cams, guard_bands(blocks, cams))
+        self.params = np.concatenate([params, 0.5 - params[:, 23:27]], axis=1)  # + 0.5 - bands
+        self.xyz = xp.asarray(blocks.xyz)
         self.depth = None
         self.hw_d = 0
         self.wraps = False
         if cams.depth is not None:
             # raw depth of all views as int16 bits (torch has no uint16 arithmetic), then one 0
-            # (missing) as the sentinel; taps convert what they read to metres, 0 -> NaN
+            # (missing) as the sentinel; taps convert what they read to metres
             n, dh, dw = cams.depth.shape
             self.hw_d = dh * dw
             depth = np.zeros(n * self.hw_d + 1, dtype=np.uint16)
             depth[:-1] = cams.depth.reshape(-1)
             self.wraps = bool(depth.max(initial=0) > np.iinfo(np.int16).max)
-            self.depth = torch.from_numpy(depth.view(np.int16)).to(dev)
+            self.depth = xp.asarray(depth.view(np.int16))
         self.min_depth32 = float(np.float32(cams.min_depth))
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -648,7 +641,7 @@ class _Projector:
         ws = getattr(self._local, "ws", None)
         if ws is None:
             rows = min(self.rows_per_chunk, max(1, self.row_view.size))
-            ws = self._local.ws = _Workspace(self.torch, rows, self.blocks.block_size, self.dev)
+            ws = self._local.ws = _Workspace(self.xp, rows, self.blocks.block_size)
         return ws
 
     def _points64(self) -> np.ndarray:
@@ -660,28 +653,26 @@ class _Projector:
     def chunk(self, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """(view, point, pixel) of the visible pairs of rows ``[start, start + rows_per_chunk)``, and
         the number of pairs re-decided in float64."""
-        torch, dev = self.torch, self.dev
+        xp = self.xp
         rv = self.row_view[start : start + self.rows_per_chunk]
         rb = self.row_block[start : start + self.rows_per_chunk]
-        v0, v1 = int(rv[0]), int(rv[-1]) + 1
-        depth_flat = self.depth
         visible, unsure, pixel = _project_rows(
-            torch,
+            xp,
             self._workspace(),
             self.xyz,
-            torch.from_numpy(rb).to(dev),
-            torch.from_numpy(self.params[rv]).to(dev),
-            torch.from_numpy(rv[:, None] * self.hw_d).to(dev),
-            depth_flat,
+            xp.asarray(rb),
+            xp.asarray(self.params[rv]),
+            xp.asarray(rv[:, None] * self.hw_d),
+            self.depth,
             self.cams,
             self.min_depth32,
             self.wraps,
         )
-        visible = visible.cpu().numpy()
-        pixel = pixel.cpu().numpy()
+        visible = xp.host(visible).copy()
+        pixel = xp.host(pixel).copy()
         n_unsure = 0
         if self.exact:
-            r_idx, s_idx = np.nonzero(unsure.cpu().numpy())
+            r_idx, s_idx = np.nonzero(xp.host(unsure))
             if r_idx.size:
                 pts_idx = self.blocks.index[rb[r_idx], s_idx]
                 real = pts_idx >= 0
@@ -705,35 +696,34 @@ def visible_pairs(
 ) -> Pairs:
     """Every visible (view, point) pair of a sample with its label pixel (the module's rule).
 
-    ``points`` (P, 3) float32 or prebuilt :class:`PointBlocks`. ``chunk_pairs`` bounds the
-    (view, point) pairs computed at once per worker (default :func:`default_chunk_pairs`); the
-    float32 pass needs about 60 bytes per chunk pair and worker. On CPU, ``threads`` workers
-    (default: torch's intra-op thread count) run chunks concurrently, each operation on one
-    thread (torch's intra-op pool is set to 1 meanwhile, then restored). ``exact=False`` skips
-    the float64 re-decision of uncertain pairs (to measure what it buys; results may then
-    differ from float64).
+    ``points`` (P, 3) float32 or prebuilt :class:`PointBlocks`. ``device``: ``cpu`` (numpy
+    kernel), ``cuda``/``cuda:N`` (torch kernel), ``auto`` (CUDA when available) or ``torch-cpu``
+    (the torch kernel on the CPU, for tests). ``chunk_pairs`` bounds the (view, point) pairs
+    computed at once per worker (default :func:`default_chunk_pairs`); the float32 pass needs
+    about 80 bytes per chunk pair and worker. On CPU, ``threads`` workers (default: torch's
+    thread count) run chunks concurrently. ``exact=False`` skips the float64 re-decision of
+    uncertain pairs (to measure what it buys; results may then differ from float64).
     """
-    import torch
+    from pipeline.project.backend import make_ops
 
     blocks = points if isinstance(points, PointBlocks) else make_blocks(points, block_size)
-    dev = resolve_device(device) if isinstance(device, str) else device
-    chunk_pairs = int(chunk_pairs or default_chunk_pairs(dev))
+    xp = make_ops(str(device))
+    chunk_pairs = int(chunk_pairs or default_chunk_pairs(xp.device))
     if cams.depth is not None and max(cams.depth.shape[1:]) > 4096:
         raise ValueError("depth images larger than 4096 pixels per side are not supported (float32 pixel indices)")
     if max(cams.label_size) > 4096:
         raise ValueError("label maps larger than 4096 pixels per side are not supported (float32 pixel indices)")
-    proj = _Projector(torch, blocks, cams, dev, max(1, chunk_pairs // blocks.block_size), exact)
-    workers = max(1, int(threads or torch.get_num_threads())) if dev.type == "cpu" else 1
+    proj = _Projector(xp, blocks, cams, max(1, chunk_pairs // blocks.block_size), exact)
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    workers = max(1, int(threads)) if xp.device == "cpu" else 1
     if workers > 1 and len(proj.starts) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        saved = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                parts = list(pool.map(proj.chunk, proj.starts))
-        finally:
-            torch.set_num_threads(saved)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(proj.chunk, proj.starts))
     else:
         parts = [proj.chunk(start) for start in proj.starts]
     n_views = cams.n_views
