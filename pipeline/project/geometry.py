@@ -542,7 +542,7 @@ def _project_rows(xp, ws: _Workspace, xyz_all, rows_block, params, base, depth_f
         xp.add(axes[("y", ty)], axes[("x", tx)], out=tmp)
         xp.copy(idx2, tmp)
         xp.add(idx2, base, out=idx2)
-        xp.clamp(idx, 0, sentinel, out=idx)
+        xp.cap(idx, sentinel, out=idx)
         xp.take(depth_flat, idx, out=raw)
         xp.copy(xp.view(d, (-1,)), raw)
         if wraps:  # int16 bits of values above 32767 m / depth_scale
