@@ -116,8 +116,12 @@ def test_pickle_carrying_code_is_refused_and_never_runs(tmp_path):
 
 
 def test_torchscript_archive_points_to_conversion(tmp_path):
+    import warnings
+
     path = tmp_path / "ViT-tiny.pt"
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
     with pytest.raises(InputFileError, match=r"ViT-tiny.pt: this is a TorchScript archive.*clip-convert"):
         load_clip("tiny", path, model_config=TINY_CONFIG)
 

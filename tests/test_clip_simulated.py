@@ -28,11 +28,38 @@ def _run(noise, scenes=range(6), size=(320, 240)):
     return np.concatenate(preds), np.concatenate(gts)
 
 
-def test_default_noise_lands_in_the_intended_miou_range():
+def test_default_noise_on_synthetic_rooms():
     pred, gt = _run(_noise())
     score = miou(pred, gt)
-    assert 17.0 <= score <= 28.0, score
+    assert 14.0 <= score <= 24.0, score  # these rooms have more small objects than the demo: ~18
     assert miou(gt, gt) == 100.0
+
+
+def test_default_noise_lands_in_the_intended_miou_range_on_demo_scenes(tmp_path):
+    """Generated demo scenes (the real ScanNet file format), prepared, simulated: mIoU ~20-25.
+
+    Three small scenes vary more than the full demo (6 scenes x 12 views: 19-25 over seeds,
+    mean 22, docs/benchmarks/clip.md), hence the wider bounds.
+    """
+    from pipeline.clip.stage import run_clip_stage, view_ground_truth_lut
+    from pipeline.config import validate
+    from pipeline.demo.generate import DemoOptions, generate_scene, write_meta
+    from pipeline.layout import StoreReader
+    from pipeline.prepare import prepare_shard
+    from pipeline.vocab import apply_lut
+
+    root, scenes = tmp_path / "data", ["scene0000_00", "scene0001_00", "scene0002_00"]
+    for scene in scenes:
+        generate_scene(root, scene, DemoOptions(views=8, color_size=(320, 240), depth_size=(160, 120)))
+    write_meta(root, scenes, [])
+    dataset = validate({"dataset": {"root": str(root), "frame_skip": 1, "working_size": [320, 240]}})["dataset"]
+    prepared = prepare_shard(dataset, "train-000", "train", scenes, tmp_path / "prep.zarr", threads=2)
+    out = run_clip_stage(prepared, tmp_path / "clip.zarr", {"clip": {"backend": "simulated"}})
+    reader, store = StoreReader(prepared, "prepare"), StoreReader(out, "clip")
+    lut = view_ground_truth_lut(reader, BENCH)
+    gt = np.concatenate([apply_lut(lut, reader.read(s, "views/label"), default=255) for s in scenes]).astype(np.uint8)
+    pred = np.concatenate([store.read(s, "views/label") for s in scenes])
+    assert 16.0 <= miou(pred, gt) <= 30.0, miou(pred, gt)
 
 
 def test_systematic_only_keeps_most_pixels_but_confuses_whole_objects():

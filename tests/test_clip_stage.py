@@ -55,6 +55,20 @@ def test_open_clip_backend_writes_the_clip_contract(tmp_path):
             np.testing.assert_array_equal(store.read(sample_id, "views/label", v), single.label[0])
 
 
+def test_maskclip_refinements_run_in_the_stage(tmp_path):
+    prepared = write_prepared(tmp_path / "prep.zarr", {"s": 3}, size=(64, 48))
+    plain = StoreReader(run_clip_stage(prepared, tmp_path / "a.zarr", clip_options(store_logits=True)), "clip")
+    refined = StoreReader(run_clip_stage(prepared, tmp_path / "b.zarr", clip_options(
+        store_logits=True, prompt_denoising={"enabled": True, "threshold": 0.5},
+        key_smoothing={"enabled": True, "threshold": 1.0})), "clip")
+    scores = refined.read("s", "views/logits").astype(np.float32)
+    assert np.all(scores <= 1e-3)  # log-probabilities after key smoothing
+    np.testing.assert_allclose(np.exp(scores).sum(1), 1.0, atol=0.02)
+    assert (refined.read("s", "views/label") != plain.read("s", "views/label")).any()
+    assert refined.attrs["options"]["clip"]["key_smoothing"]["enabled"] is True
+    assert refined.attrs["options_hash"] != plain.attrs["options_hash"]
+
+
 def test_output_and_input_size_options(tmp_path):
     prepared = write_prepared(tmp_path / "prep.zarr", {"s": 2}, size=(40, 30), codec="raw")
     out = tmp_path / "clip.zarr"

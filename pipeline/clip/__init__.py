@@ -10,6 +10,7 @@ Modules, one job each:
 * :mod:`pipeline.clip.text` builds the prompt-ensemble text classifier.
 * :mod:`pipeline.clip.scoring` turns features into logits, optional MaskCLIP refinements,
   labels and confidences.
+* :mod:`pipeline.clip.labeller` labels batches of views (preprocessing, encoder, head).
 * :mod:`pipeline.clip.simulated` is the ground-truth-plus-noise benchmark instrument.
 * :mod:`pipeline.clip.options` parses the ``clip`` config section.
 * :mod:`pipeline.clip.stage` runs the stage over a prepared store and writes a ``clip`` store.

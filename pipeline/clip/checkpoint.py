@@ -244,7 +244,7 @@ def load_clip(
             "config key clip.checkpoint: no checkpoint given. Set it to a local open_clip state dict or "
             ".safetensors file (weights are never downloaded), or set clip.random_init: true for demos/tests"
         )
-    name = model_name if not model_config else f"{model_name or 'custom'} (custom config)"
+    name = model_name if not model_config else "custom (clip.model_config)"
     cls = open_clip.CustomTextCLIP if cfg.get("custom_text", False) else open_clip.CLIP
     build_cfg = {k: copy.deepcopy(v) for k, v in cfg.items() if k != "custom_text"}
     with torch.random.fork_rng(devices=[]):

@@ -44,9 +44,9 @@ class NoiseModel:
     confusions: tuple[tuple[int, int, float], ...] = ()
     seed: int = 0
     systematic_only: bool = False
-    blob_fraction: float = 0.3
+    blob_fraction: float = 0.35
     blob_scale: float = 0.12
-    boundary_width: float = 0.04
+    boundary_width: float = 0.05
     ignore_fill: str = "noise"
 
     @classmethod
@@ -73,9 +73,9 @@ class NoiseModel:
             confusions=tuple(pairs),
             seed=int(options.get("seed", 0)),
             systematic_only=bool(options.get("systematic_only", False)),
-            blob_fraction=float(options.get("blob_fraction", 0.3)),
+            blob_fraction=float(options.get("blob_fraction", 0.35)),
             blob_scale=float(options.get("blob_scale", 0.12)),
-            boundary_width=float(options.get("boundary_width", 0.04)),
+            boundary_width=float(options.get("boundary_width", 0.05)),
             ignore_fill=str(options.get("ignore_fill", "noise")),
         )
 
