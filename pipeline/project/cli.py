@@ -33,8 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--options",
         default="{}",
-        help="the `project` config section as JSON (occlusion mode/threshold, min_depth, device, chunk_pairs, "
-        "block_size; omitted keys take the schema defaults)",
+        help="the `project` config section as JSON; omitted keys take the schema defaults: occlusion "
+        "{mode: absolute|relative, threshold: 0.01 (m, or fraction of the depth), footprint: bilinear|nearest, "
+        "border: 4 depth pixels}, min_depth: 1.0 m (views without depth), device: auto|cpu|cuda[:N], "
+        "chunk_pairs: null (pairs per chunk; bounds memory), block_size: 128 (points per culling block)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="CPU worker threads of the projection (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU worker threads running chunks of the projection (default 1)")
     parser.set_defaults(func=_run)
