@@ -182,3 +182,32 @@ def test_quality_report_of_ground_truth_labels_and_cli(demo, tmp_path, capsys):
     assert "| pixels: refined (part) | 100.0 |" in (tmp_path / "r" / "train.md").read_text()
     code = main(["project", "--prepared", str(prepared), "--clip", str(clip), "--refined", str(refined), "--out", str(tmp_path / "x.zarr"), "--options", '{"occlusion": {"mode": "percent"}}'])
     assert code == 2 and "project.occlusion.mode" in capsys.readouterr().err
+
+
+def test_lidar_style_sample_without_depth(tmp_path):
+    """A prepared sample with no views/depth (nuScenes layout): points at least min_depth in front
+    and inside the image, no occlusion test; unseen points kept."""
+    k = np.array([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]])
+    poses = np.stack([np.eye(4), np.eye(4)])
+    poses[1, :3, :3] = [[-1, 0, 0], [0, 1, 0], [0, 0, -1]]  # second camera looks backwards
+    points = np.array([[0, 0, 0.5], [0, 0, 5.0], [0, 0, 10.0], [0, 0, -3.0], [100.0, 0, 5.0]], dtype=np.float32)
+    arrays = {
+        "points/xyz": points,
+        "views/frame": np.arange(2), "views/pose": poses,
+        "views/image_size": np.tile([64, 48], (2, 1)).astype(np.int32), "views/intrinsics": np.stack([k, k]),
+        "views/native_size": np.tile([64, 48], (2, 1)).astype(np.int32), "views/native_intrinsics": np.stack([k, k]),
+    }
+    with StoreWriter(tmp_path / "prepared.zarr", "prepare", attrs={"shard": "train-000", "split": "train"}) as w:
+        w.add_sample("lidar0", arrays)
+    labels = np.zeros((2, 48, 64), dtype=np.uint8)
+    labels[1] = 7
+    with StoreWriter(tmp_path / "clip.zarr", "clip") as w:
+        w.add_sample("lidar0", {"views/label": labels, "views/confidence": np.ones(labels.shape, np.float16)})
+    with StoreWriter(tmp_path / "refined.zarr", "refine") as w:
+        w.add_sample("lidar0", {"views/label": labels})
+    out = project_shard(tmp_path / "prepared.zarr", tmp_path / "clip.zarr", tmp_path / "refined.zarr", tmp_path / "points.zarr", {"min_depth": 1.0})
+    points_store = StoreReader(out, "points")
+    np.testing.assert_array_equal(points_store.read("lidar0", "points/seen"), [False, True, True, True, False])
+    np.testing.assert_array_equal(points_store.read("lidar0", "points/label"), [255, 0, 0, 7, 255])
+    offsets = points_store.read("lidar0", "views/pair_offsets")
+    np.testing.assert_array_equal(offsets, [0, 2, 3])
