@@ -25,6 +25,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.clip.cli",
     "pipeline.clip.convert_cli",
     "pipeline.sam.cli",
+    "pipeline.refine.cli",
+    "pipeline.project.cli",
+    "pipeline.report.cli",
 )
 
 

@@ -39,7 +39,13 @@ SCANS = f"{ROOT}/{DATASET['scans_dir']}"
 # its own, and Snakemake would otherwise add it as a target (pulling in every shard), so the
 # stage name is swapped for its per-shard rule just before the DAG is built. Snakemake parses
 # this file before it knows the command line's DAG settings, hence the wrap; a test runs it.
-STAGE_SHARD_RULES = {"prepare": "prepare_shard"}
+STAGE_SHARD_RULES = {
+    "prepare": "prepare_shard",
+    "clip": "clip_shard",
+    "sam": "sam_shard",
+    "refine": "refine_shard",
+    "project": "project_shard",
+}
 
 
 def _alias_forced_stages(prepare_dag):

@@ -2,7 +2,15 @@
 # per-shard jobs (see common.smk). `rule all` (in the Snakefile) collects ALL_TARGETS.
 
 PREPARE_TARGETS = [*all_stores("prepared"), f"{RESULTS}/manifest.parquet"]
-ALL_TARGETS = [*PREPARE_TARGETS]
+SPLIT_REPORTS = [f"{REPORT_DIR}/{split}.{ext}" for split in sorted({parse_shard(s)[0] for s in SHARDS}) for ext in ("json", "md", "png")]
+PSEUDO_LABEL_TARGETS = [
+    *all_stores("clip"),
+    *all_stores("sam"),
+    *all_stores("refined"),
+    *all_stores("points"),
+    *SPLIT_REPORTS,
+]
+ALL_TARGETS = [*PREPARE_TARGETS, *PSEUDO_LABEL_TARGETS]
 
 
 localrules:
@@ -10,9 +18,51 @@ localrules:
     prepare,
     manifest,
     demo_meta,
+    clip,
+    sam,
+    refine,
+    project,
+    pseudo_label_report,
+    pseudo_labels,
 
 
 rule prepare:
     """Every shard's prepared store and the merged manifest."""
     input:
         PREPARE_TARGETS,
+
+
+rule clip:
+    """Every shard's CLIP store."""
+    input:
+        all_stores("clip"),
+
+
+rule sam:
+    """Every shard's SAM store."""
+    input:
+        all_stores("sam"),
+
+
+rule refine:
+    """Every shard's refine store (CLIP labels voted inside SAM masks)."""
+    input:
+        all_stores("refined"),
+
+
+rule project:
+    """Every shard's points store (point labels and pixel<->point pairs)."""
+    input:
+        all_stores("points"),
+
+
+rule pseudo_label_report:
+    """The quality report of every split (JSON, Markdown, PNG)."""
+    input:
+        SPLIT_REPORTS,
+
+
+rule pseudo_labels:
+    """Everything the trainer needs (clip, sam, refined and points stores of every shard) and the reports."""
+    input:
+        PSEUDO_LABEL_TARGETS,
