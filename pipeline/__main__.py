@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.manifest",
     "pipeline.clip.cli",
     "pipeline.clip.convert_cli",
+    "pipeline.clip.text_cache",
     "pipeline.sam.cli",
     "pipeline.refine.cli",
     "pipeline.project.cli",

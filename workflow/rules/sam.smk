@@ -5,7 +5,8 @@
 rule sam_shard:
     """Run SAM (or its simulated backend) on every view of one shard (atomic store)."""
     input:
-        stage_store("prepared"),
+        prepared=stage_store("prepared"),
+        model=sam_checkpoint_inputs,
     output:
         directory(stage_store("sam")),
     params:
@@ -21,5 +22,5 @@ rule sam_shard:
     benchmark:
         f"{RESULTS}/benchmarks/sam/{{shard}}.tsv"
     shell:
-        "python -m pipeline sam --prepared {input:q} --out {output:q} --options {params.options:q}"
-        " --threads {threads} 2> {log:q}"
+        "python -m pipeline sam --prepared {input.prepared:q} --out {output:q} --options {params.options:q}"
+        " --shard {wildcards.shard:q} --threads {threads} 2> {log:q}"
