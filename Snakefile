@@ -3,6 +3,11 @@
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/prepare.smk"
+include: "workflow/rules/clip.smk"
+include: "workflow/rules/sam.smk"
+include: "workflow/rules/refine.smk"
+include: "workflow/rules/project.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/targets.smk"
 

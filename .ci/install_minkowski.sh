@@ -20,12 +20,20 @@ if "$PY" -c "$probe" >/dev/null 2>&1; then
   exit 0
 fi
 
-if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  echo "install_minkowski: torch is not importable with $PY; install the project (torch) first" >&2
+  exit 1
+fi
+
+missing=()
+dpkg -s libopenblas-dev >/dev/null 2>&1 || missing+=(libopenblas-dev)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   else
-    echo "install_minkowski: libopenblas-dev is missing; install it (apt-get install libopenblas-dev) and rerun" >&2
+    echo "install_minkowski: missing system packages: ${missing[*]} (apt-get install ${missing[*]}), then rerun" >&2
     exit 1
   fi
 fi

@@ -9,6 +9,9 @@ Each backend runs in its own child process (so peak RSS is its own), rounds alte
 the backends, and the median over all timed steps is reported.
 
     PYTHONPATH=. python bench/sparse_conv.py [--threads 2] [--steps 5] [--rounds 2]
+
+On a machine shared with other jobs, also set OMP_WAIT_POLICY=PASSIVE (see docs/benchmarks/sparse.md):
+spinning OpenMP threads then steal the cores the working threads need.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import math
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -93,29 +98,26 @@ def child(args: argparse.Namespace) -> None:
 
     feats, coords, labels = make_input(args.voxel_size)
     torch.manual_seed(0)
-    reference = MinkUNet34(3, 20, 256, backend="minkowski") if args.backend == "minkowski" or args.check else None
-    if args.backend == "minkowski":
-        model = reference
-    else:
-        model = MinkUNet34(3, 20, 256, backend="torch")
-        if reference is not None:
-            model.load_state_dict(convert_state_dict(reference.state_dict()))
-            del reference
+    model = MinkUNet34(3, 20, 256, backend=args.backend)
+    if args.weights:  # MinkowskiEngine-layout weights shared by both backends
+        state = torch.load(args.weights, weights_only=True)
+        model.load_state_dict(state if args.backend == "minkowski" else convert_state_dict(state))
     model.train()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    times = []
+    times, cpu_times = [], []
     for step in range(args.steps + 1):
         model.zero_grad(set_to_none=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         logits, latent = model(feats, coords)
         loss = torch.nn.functional.cross_entropy(logits, labels) + latent.square().mean()
         loss.backward()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if step > 0:  # the first step warms allocators and caches
             times.append(dt)
+            cpu_times.append(dc)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
-        "backend": args.backend, "voxels": int(coords.shape[0]), "times": times,
+        "backend": args.backend, "voxels": int(coords.shape[0]), "times": times, "cpu_times": cpu_times,
         "loss": float(loss), "rss_model_mib": rss_before, "peak_rss_mib": peak,
     }))
 
@@ -128,7 +130,7 @@ def main() -> None:
     p.add_argument("--voxel-size", type=float, default=0.05, help="voxel edge in metres (default 0.05, ~35k voxels)")
     p.add_argument("--backends", default="torch,minkowski", help="comma-separated backends (default torch,minkowski)")
     p.add_argument("--backend", help=argparse.SUPPRESS)
-    p.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--weights", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.backend:
         child(args)
@@ -140,29 +142,45 @@ def main() -> None:
     if "minkowski" in backends and not have_me:
         print("MinkowskiEngine not importable: benchmarking the torch backend only", file=sys.stderr)
         backends.remove("minkowski")
+    weights = None
+    if have_me:  # one set of weights for both backends, so the losses must agree
+        from train.models.minkunet import MinkUNet34
+
+        torch.manual_seed(0)
+        weights = os.path.join(tempfile.mkdtemp(), "minkunet34c_me.pth")
+        torch.save(MinkUNet34(3, 20, 256, backend="minkowski").state_dict(), weights)
     results: dict[str, list[dict]] = {b: [] for b in backends}
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     for r in range(args.rounds):
         for b in backends:
             cmd = [sys.executable, __file__, "--backend", b, "--threads", str(args.threads), "--steps", str(args.steps),
-                   "--voxel-size", str(args.voxel_size)] + (["--check"] if have_me else [])
+                   "--voxel-size", str(args.voxel_size)] + (["--weights", weights] if weights else [])
             env = dict(os.environ, **{v: str(args.threads) for v in THREAD_VARS})
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1]
             results[b].append(json.loads(out))
             print(f"round {r + 1} {b}: median {statistics.median(results[b][-1]['times']):.3f} s", file=sys.stderr)
-    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}")
+    if weights:
+        shutil.rmtree(os.path.dirname(weights))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, torch {torch.__version__}")
     print(f"scene: synthetic room, voxel {args.voxel_size} m, {results[backends[0]][0]['voxels']} voxels; "
           f"MinkUNet34C (37.9M parameters) + 256-d head, fwd+bwd, {args.rounds} rounds x {args.steps} steps")
-    print("| backend | median s/step | min | max | peak RSS MiB | RSS after model MiB |")
-    print("|---|---|---|---|---|---|")
-    medians = {}
+    print(f"load average before/after: {load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"(on {os.cpu_count()} cores; other processes inflate wall times)")
+    print("| backend | median wall s/step | min | max | median CPU s/step | peak RSS MiB | RSS after model MiB |")
+    print("|---|---|---|---|---|---|---|")
+    medians, cpu_medians = {}, {}
     for b in backends:
         ts = [t for res in results[b] for t in res["times"]]
+        cs = [t for res in results[b] for t in res["cpu_times"]]
         medians[b] = statistics.median(ts)
+        cpu_medians[b] = statistics.median(cs)
         peak = max(res["peak_rss_mib"] for res in results[b])
         base = max(res["rss_model_mib"] for res in results[b])
-        print(f"| {b} | {medians[b]:.3f} | {min(ts):.3f} | {max(ts):.3f} | {peak:.0f} | {base:.0f} |")
+        print(f"| {b} | {medians[b]:.3f} | {min(ts):.3f} | {max(ts):.3f} | {statistics.median(cs):.3f} | {peak:.0f} | {base:.0f} |")
     if "torch" in medians and "minkowski" in medians:
-        print(f"speed-up of torch over minkowski: {medians['minkowski'] / medians['torch']:.2f}x")
+        print(f"speed-up of torch over minkowski: {medians['minkowski'] / medians['torch']:.2f}x wall, "
+              f"{cpu_medians['minkowski'] / cpu_medians['torch']:.2f}x CPU time")
         lt = [res["loss"] for res in results["torch"]]
         lm = [res["loss"] for res in results["minkowski"]]
         print(f"last-step loss torch {lt[0]:.6f} vs minkowski {lm[0]:.6f} (same weights and input)")

@@ -11,7 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# Before torch is imported by any command: spinning OpenMP threads slow torch down badly when
+# several jobs share the cores (Snakemake runs jobs side by side).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.demo.cli",
@@ -19,6 +24,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.manifest",
     "pipeline.clip.cli",
     "pipeline.clip.convert_cli",
+    "pipeline.clip.text_cache",
+    "pipeline.sam.cli",
+    "pipeline.refine.cli",
+    "pipeline.project.cli",
+    "pipeline.report.cli",
 )
 
 

@@ -137,21 +137,22 @@ CLIP = StageSpec(
 
 SAM = StageSpec(
     "sam",
-    "SAM automatic masks, segment-id maps and encoder feature maps per view.",
+    "SAM automatic masks, segment-id maps and encoder feature maps per view (docs/data-layout/sam.md).",
     (
         _a("views/mask_offsets", "int64", "view+1", "masks of view i are masks[off[i]:off[i+1]]"),
         _a("masks/rle_offsets", "int64", "mask+1", "mask m's run lengths are masks/rle[off[m]:off[m+1]]"),
         _a("masks/rle", "uint32", "run", "row-major run lengths at label resolution, starting with a background run"),
         _a("masks/area", "int64", "mask", "mask area in pixels at label resolution"),
-        _a("masks/bbox", "int32", "mask,4", "mask box (x, y, w, h) at label resolution"),
+        _a("masks/bbox", "int32", "mask,4", "mask box (x, y, w, h) at label resolution, w = x1 - x0 of the inclusive extent"),
         _a("masks/predicted_iou", "float32", "mask", "SAM's predicted IoU"),
         _a("masks/stability_score", "float32", "mask", "SAM's stability score"),
         _a("views/segments", "int32", "view,Hl,Wl", "segment id (mask index within the view, -1 = none) in the store's nesting order"),
-        _a("views/features", "float16", "view,Hc,Wc,C", "encoder features of the valid (unpadded) cells, possibly channel-reduced"),
+        _a("views/features", "int8", "view,Hc,Wc,C", "encoder features of the valid (unpadded) cells: int8 PCA coefficients"),
+        _a("views/feature_scale", "float16", "view,Hc,Wc", "per-cell scale: coefficients = features * feature_scale"),
     ),
     (
-        _a("_store/feature_basis", "float32", "C,256", "maps stored feature channels back to SAM's 256 (identity when not reduced)", required=False),
-        _a("_store/feature_mean", "float32", "256", "mean added back after the basis", required=False),
+        _a("_store/feature_basis", "float32", "C,256", "PCA basis: feature = coefficients @ basis + mean (identity when not reduced)"),
+        _a("_store/feature_mean", "float32", "256", "mean added back after the basis (zeros when not reduced)"),
     ),
 )
 

@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "the schema defaults (default: {} = all defaults, which need clip.checkpoint or clip.random_init)"
         ),
     )
+    parser.add_argument(
+        "--text",
+        default=None,
+        help="text classifier from `python -m pipeline clip-text` (default: encode the prompts in this run)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -34,5 +39,5 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.clip.stage import run_clip_stage
     from pipeline.config import parse_options
 
-    run_clip_stage(args.prepared, args.out, parse_options(args.options))
+    run_clip_stage(args.prepared, args.out, parse_options(args.options), text=args.text)
     return 0

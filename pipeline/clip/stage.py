@@ -94,7 +94,7 @@ def _image_chunks(reader, chunk: int, workers: int) -> Iterator[tuple[str, list[
             yield sample_id, views, future.result()
 
 
-def _run_open_clip(reader, opts: StageOptions, vocabulary, loaded, progress) -> tuple[Iterator[_SampleBuffer], dict]:
+def _run_open_clip(reader, opts: StageOptions, vocabulary, loaded, progress, text_path=None) -> tuple[Iterator[_SampleBuffer], dict]:
     """Set up MaskCLIP (before any output exists) and return the sample iterator and root attrs."""
     from pipeline.clip.checkpoint import load_clip
     from pipeline.clip.labeller import MaskClipLabeller
@@ -106,7 +106,14 @@ def _run_open_clip(reader, opts: StageOptions, vocabulary, loaded, progress) -> 
             model_config=clip.get("model_config"), activation=clip.get("activation", "auto"),
             mean=clip.get("mean"), std=clip.get("std"), seed=int(clip.get("seed", 0)),
         )
-    labeller = MaskClipLabeller(loaded, vocabulary, opts.vocabulary["templates"], clip)
+    text = None
+    if text_path is not None:
+        from pipeline.clip.text import templates
+        from pipeline.clip.text_cache import load_text_classifier, provenance
+
+        expected = provenance(loaded, vocabulary, templates(opts.vocabulary["templates"]), int(clip.get("seed", 0)))
+        text = load_text_classifier(text_path, expected)
+    labeller = MaskClipLabeller(loaded, vocabulary, opts.vocabulary["templates"], clip, text=text)
     attrs = {
         "model": loaded.model_name,
         "model_config": loaded.model_config,
@@ -229,12 +236,14 @@ def run_clip_stage(
     *,
     loaded: Any = None,
     gt_lut: np.ndarray | None = None,
+    text: str | Path | None = None,
 ) -> Path:
     """Run the clip stage on a prepared store and write the ``clip`` store ``out``.
 
     ``options``: ``{"clip": {...}, "vocabulary": {...}}`` (validated, defaults filled).
     ``loaded``: an already loaded :class:`pipeline.clip.checkpoint.LoadedClip` (tests, benchmarks).
     ``gt_lut``: raw 2D label id → class LUT for the simulated backend (default: from the store).
+    ``text``: a text classifier file from ``clip-text`` (default: encode the prompts here).
     """
     from tqdm import tqdm
 
@@ -250,7 +259,7 @@ def run_clip_stage(
         if backend == "simulated":
             samples, attrs = _run_simulated(reader, opts, vocabulary, gt_lut, progress)
         else:
-            samples, attrs = _run_open_clip(reader, opts, vocabulary, loaded, progress)
+            samples, attrs = _run_open_clip(reader, opts, vocabulary, loaded, progress, text)
         root_attrs = {
             "backend": backend,
             "vocabulary": {**vocabulary.as_dict(), "templates": list(opts.vocabulary["templates"])},

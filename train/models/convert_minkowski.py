@@ -8,8 +8,8 @@ names) stores
 - batch norms as ``<name>.bn.{weight, bias, running_mean, running_var, num_batches_tracked}``.
 
 Ours stores ``<name>.weight`` (k**3, C_in, C_out) with the same offset order (see
-:mod:`train.sparse.kernel_map`), ``<name>.bias`` (C_out,) and batch norms without the ``.bn``
-level. The projection head (``proj.*``) is ours alone and passes through unchanged.
+:mod:`train.sparse.kernel_map`) and ``<name>.bias`` (C_out,); batch norms have the same keys as
+MinkowskiEngine's. The projection head (``proj.*``) is ours alone and passes through unchanged.
 
     python -m train.models.convert_minkowski me_checkpoint.pth converted.pth
 """
@@ -25,8 +25,6 @@ import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
-
-_BN_FIELDS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 def _strip_wrapping(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -62,8 +60,6 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
             elif value.dim() != 1:
                 raise ValueError(f"{key}: expected a (1, C_out) bias, got {tuple(value.shape)}")
             out[key] = value
-        elif prefix.endswith(".bn") and field in _BN_FIELDS:
-            out[f"{prefix[: -len('.bn')]}.{field}"] = value
         else:
             out[key] = value
     return out

@@ -15,6 +15,7 @@ convolution of a network that works on the same set shares one neighbour search.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -131,7 +132,9 @@ class CoordinateSet:
             batch_size = int(self.coords[:, 0].max()) + 1 if self.coords.numel() else 0
         self.batch_size = int(batch_size)
         self.finer: CoordinateSet | None = None
-        self._coarser: dict[int, CoordinateSet] = {}
+        # Coarser sets are referenced weakly (they hold their finer set strongly), so a batch's
+        # sets and kernel maps form no reference cycle and are freed as soon as its tensors are.
+        self._coarser: dict[int, weakref.ref[CoordinateSet]] = {}
         self.cache: dict[Any, Any] = {}
 
     def __len__(self) -> int:
@@ -161,7 +164,8 @@ class CoordinateSet:
     def coarser(self, factor: int) -> CoordinateSet:
         """The set at stride ``stride * factor``: every site floored to that grid, deduplicated.
 
-        Cached, so the encoder's downsampling and the decoder's upsampling meet the same objects.
+        Cached (while the coarser set is alive), so the encoder's downsampling and the decoder's
+        upsampling meet the same objects.
         """
         if factor < 1:
             raise ValueError(f"stride factor must be >= 1, got {factor}")
@@ -169,7 +173,8 @@ class CoordinateSet:
             return self
         if self.stride * factor > MAX_STRIDE:
             raise ValueError(f"tensor stride {self.stride * factor} exceeds the supported {MAX_STRIDE}")
-        hit = self._coarser.get(factor)
+        ref = self._coarser.get(factor)
+        hit = ref() if ref is not None else None
         if hit is not None:
             return hit
         new_stride = self.stride * factor
@@ -178,5 +183,5 @@ class CoordinateSet:
         keys = torch.unique(_pack_unchecked(c), sorted=True)
         out = CoordinateSet(unpack_keys(keys), new_stride, self.batch_size, _keys=keys, _sorted=True)
         out.finer = self
-        self._coarser[factor] = out
+        self._coarser[factor] = weakref.ref(out)
         return out

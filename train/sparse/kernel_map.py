@@ -15,66 +15,21 @@ flat index.
 - Transposed stride ``f`` up onto the finer set: the down map with the roles swapped,
   ``out[o + d_i * s] += x[o] @ W_i`` (``s`` the finer stride).
 
-For a fixed offset every output row has at most one input row and vice versa.
-
-A :class:`KernelMap` also prepares its *execution plan* (:meth:`KernelMap.plan`): the offsets in
-chunks of bounded size, each with the concatenated input and output rows of its pairs and, for
-both directions, the pairs grouped by destination row ("bags": a stable sort of the destination
-rows, so within a bag pairs stay in offset order). The convolution reduces per-pair products into
-destination rows with ``embedding_bag`` over these bags: a gather-sum, no scatter, no atomics.
+For a fixed offset every output row has at most one input row and vice versa, so a per-offset
+scatter never writes a destination row twice (what makes the convolution deterministic, see
+:mod:`train.sparse.conv_function`).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from train.sparse.coords import CoordinateSet, offset_delta
 
 MAX_KERNEL = 7
-
-
-@dataclass(frozen=True)
-class Bags:
-    """Pairs grouped by destination row: destination ``r`` sums pairs ``perm[offsets[r]:offsets[r+1]]``.
-
-    Attributes:
-        perm: (P,) int64 pair indices sorted by destination row (stable: offset order within a row).
-        offsets: (N+1,) int64 bag boundaries into ``perm``.
-    """
-
-    perm: torch.Tensor
-    offsets: torch.Tensor
-
-    @staticmethod
-    def of(destinations: torch.Tensor, num_rows: int) -> Bags:
-        perm = torch.sort(destinations, stable=True).indices
-        offsets = torch.zeros(num_rows + 1, dtype=torch.int64, device=destinations.device)
-        offsets[1:] = torch.cumsum(torch.bincount(destinations, minlength=num_rows), 0)
-        return Bags(perm, offsets)
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A group of kernel offsets processed together.
-
-    Attributes:
-        offsets: kernel offset indices in this chunk.
-        bounds: ``bounds[j]:bounds[j+1]`` are the pairs of ``offsets[j]`` in the concatenation.
-        in_rows: (P_c,) int64 input row of every pair.
-        out_rows: (P_c,) int64 output row of every pair.
-        out_bags: pairs grouped by output row (forward reduction).
-        in_bags: pairs grouped by input row (input-gradient reduction).
-    """
-
-    offsets: tuple[int, ...]
-    bounds: tuple[int, ...]
-    in_rows: torch.Tensor
-    out_rows: torch.Tensor
-    out_bags: Bags
-    in_bags: Bags
 
 
 def kernel_offsets(kernel_size: int) -> torch.Tensor:
@@ -104,7 +59,6 @@ class KernelMap:
     identity: int | None
     num_in: int
     num_out: int
-    _plans: dict[int, tuple[Chunk, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def volume(self) -> int:
@@ -116,37 +70,6 @@ class KernelMap:
 
     def num_pairs(self) -> int:
         return sum(int(r.numel()) for r in self.in_rows)
-
-    def plan(self, max_pairs: int) -> tuple[Chunk, ...]:
-        """Non-identity offsets in chunks of at most ``max_pairs`` pairs (an offset with more
-        pairs forms a chunk of its own); cached per ``max_pairs``."""
-        hit = self._plans.get(max_pairs)
-        if hit is not None:
-            return hit
-        groups: list[list[int]] = []
-        size = 0
-        for i, rows in enumerate(self.in_rows):
-            n = int(rows.numel())
-            if i == self.identity or n == 0:
-                continue
-            if not groups or size + n > max_pairs:
-                groups.append([])
-                size = 0
-            groups[-1].append(i)
-            size += n
-        chunks = []
-        for g in groups:
-            bounds = [0]
-            for i in g:
-                bounds.append(bounds[-1] + int(self.in_rows[i].numel()))
-            rin = torch.cat([self.in_rows[i] for i in g])
-            rout = torch.cat([self.out_rows[i] for i in g])
-            chunks.append(
-                Chunk(tuple(g), tuple(bounds), rin, rout, Bags.of(rout, self.num_out), Bags.of(rin, self.num_in))
-            )
-        plan = tuple(chunks)
-        self._plans[max_pairs] = plan
-        return plan
 
 
 def _query(
@@ -189,18 +112,17 @@ def submanifold_map(coords: CoordinateSet, kernel_size: int) -> KernelMap:
 
 
 def down_map(coords: CoordinateSet, kernel_size: int, stride: int) -> tuple[CoordinateSet, KernelMap]:
-    """Coarse set and kernel map of a stride-``stride`` convolution from ``coords`` (cached)."""
+    """Coarse set and kernel map of a stride-``stride`` convolution from ``coords`` (cached on the
+    coarse set, which keeps its finer set alive, not the other way round)."""
     if stride < 2:
         raise ValueError(f"a downsampling convolution needs stride >= 2, got {stride}")
-    key = ("down", kernel_size, stride)
-    hit = coords.cache.get(key)
-    if hit is not None:
-        return hit
     coarse = coords.coarser(stride)
-    deltas = offset_delta(kernel_offsets(kernel_size) * coords.stride).to(coords.device)
-    outs, ins = _query(coarse, coords, deltas)
-    kmap = KernelMap(tuple(ins), tuple(outs), None, len(coords), len(coarse))
-    coords.cache[key] = (coarse, kmap)
+    key = ("down", kernel_size, stride)
+    kmap = coarse.cache.get(key)
+    if kmap is None:
+        deltas = offset_delta(kernel_offsets(kernel_size) * coords.stride).to(coords.device)
+        outs, ins = _query(coarse, coords, deltas)
+        kmap = coarse.cache[key] = KernelMap(tuple(ins), tuple(outs), None, len(coords), len(coarse))
     return coarse, kmap
 
 

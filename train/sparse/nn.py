@@ -76,11 +76,19 @@ class SparseConv3d(nn.Module):
         return SparseTensor(feats, out_set)
 
 
-class SparseBatchNorm(nn.BatchNorm1d):
-    """Batch normalisation over all active sites of the batch (features (M, C))."""
+class SparseBatchNorm(nn.Module):
+    """Batch normalisation over all active sites of the batch (features (M, C)).
 
-    def forward(self, x: SparseTensor) -> SparseTensor:  # type: ignore[override]
-        return x.replace(super().forward(x.features))
+    Wraps an ``nn.BatchNorm1d`` as ``.bn`` (MinkowskiEngine's layout, so the state-dict keys are
+    the same and ``nn.SyncBatchNorm.convert_sync_batchnorm`` converts the inner module for DDP).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(num_features, eps=eps, momentum=momentum)
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        return x.replace(self.bn(x.features))
 
 
 class SparseReLU(nn.ReLU):

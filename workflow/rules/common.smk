@@ -39,7 +39,13 @@ SCANS = f"{ROOT}/{DATASET['scans_dir']}"
 # its own, and Snakemake would otherwise add it as a target (pulling in every shard), so the
 # stage name is swapped for its per-shard rule just before the DAG is built. Snakemake parses
 # this file before it knows the command line's DAG settings, hence the wrap; a test runs it.
-STAGE_SHARD_RULES = {"prepare": "prepare_shard"}
+STAGE_SHARD_RULES = {
+    "prepare": "prepare_shard",
+    "clip": "clip_shard",
+    "sam": "sam_shard",
+    "refine": "refine_shard",
+    "project": "project_shard",
+}
 
 
 def _alias_forced_stages(prepare_dag):
@@ -126,3 +132,25 @@ def prepare_inputs(wildcards):
     if DEMO["enabled"] or os.path.exists(label_map):
         files.append(label_map)
     return files
+
+
+CLIP_OPTIONS = {"clip": config["clip"], "vocabulary": config["vocabulary"]}
+CLIP_REAL = config["clip"]["backend"] != "simulated"
+CLIP_TEXT = f"{RESULTS}/clip/text_classifier.safetensors"
+
+
+def clip_checkpoint_inputs(wildcards):
+    """The CLIP checkpoint file (so replacing it reruns the stage), if one is configured."""
+    path = config["clip"].get("checkpoint")
+    return [path] if CLIP_REAL and path else []
+
+
+def clip_model_inputs(wildcards):
+    """Checkpoint and shared text classifier of a clip_shard job (the classifier last)."""
+    return [*clip_checkpoint_inputs(wildcards), CLIP_TEXT] if CLIP_REAL else []
+
+
+def sam_checkpoint_inputs(wildcards):
+    """The SAM checkpoint file, if one is configured."""
+    path = config["sam"].get("checkpoint")
+    return [path] if config["sam"]["backend"] != "simulated" and path else []

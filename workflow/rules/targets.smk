@@ -2,33 +2,75 @@
 # per-shard jobs (see common.smk). `rule all` (in the Snakefile) collects ALL_TARGETS.
 
 PREPARE_TARGETS = [*all_stores("prepared"), f"{RESULTS}/manifest.parquet"]
+SPLIT_REPORTS = [f"{REPORT_DIR}/{split}.{ext}" for split in sorted({parse_shard(s)[0] for s in SHARDS}) for ext in ("json", "md", "png")]
+PSEUDO_LABEL_TARGETS = [
+    *all_stores("clip"),
+    *all_stores("sam"),
+    *all_stores("refined"),
+    *all_stores("points"),
+    *SPLIT_REPORTS,
+]
 # train_stage1 and train_stage2 are single jobs (workflow/rules/train.smk): their rule names are the targets.
 TRAIN_STAGE1_TARGETS = [f"{RESULTS}/train/stage1/final.pt"]
 TRAIN_STAGE2_TARGETS = [f"{RESULTS}/train/stage2/final.pt"]
 EVALUATE_TARGETS = [f"{RESULTS}/evaluate/stage1", f"{RESULTS}/evaluate/stage2"]
-# Training needs the pseudo-label stores; `all` includes it once rules producing them exist
-# (transitional: while the pseudo-label rules are missing, `all` stops at prepare).
-PSEUDO_LABEL_STORES_MADE = all(
-    any(str(o).startswith(f"{RESULTS}/{stage}/") for r in workflow.rules for o in r.output)
-    for stage in ("clip", "sam", "refined", "points")
-)
-ALL_TARGETS = [*PREPARE_TARGETS]
-if PSEUDO_LABEL_STORES_MADE:
-    ALL_TARGETS += [*TRAIN_STAGE1_TARGETS, *TRAIN_STAGE2_TARGETS, *EVALUATE_TARGETS]
+ALL_TARGETS = [*PREPARE_TARGETS, *PSEUDO_LABEL_TARGETS, *TRAIN_STAGE1_TARGETS, *TRAIN_STAGE2_TARGETS, *EVALUATE_TARGETS]
 
 
 localrules:
     all,
-    prepare,
     evaluate,
+    prepare,
     manifest,
     demo_meta,
+    clip,
+    sam,
+    refine,
+    project,
+    pseudo_label_report,
+    pseudo_labels,
 
 
 rule prepare:
     """Every shard's prepared store and the merged manifest."""
     input:
         PREPARE_TARGETS,
+
+
+rule clip:
+    """Every shard's CLIP store."""
+    input:
+        all_stores("clip"),
+
+
+rule sam:
+    """Every shard's SAM store."""
+    input:
+        all_stores("sam"),
+
+
+rule refine:
+    """Every shard's refine store (CLIP labels voted inside SAM masks)."""
+    input:
+        all_stores("refined"),
+
+
+rule project:
+    """Every shard's points store (point labels and pixel<->point pairs)."""
+    input:
+        all_stores("points"),
+
+
+rule pseudo_label_report:
+    """The quality report of every split (JSON, Markdown, PNG)."""
+    input:
+        SPLIT_REPORTS,
+
+
+rule pseudo_labels:
+    """Everything the trainer needs (clip, sam, refined and points stores of every shard) and the reports."""
+    input:
+        PSEUDO_LABEL_TARGETS,
 
 
 rule evaluate:

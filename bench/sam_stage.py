@@ -1,0 +1,297 @@
+"""Benchmark: our SAM stage (masks + features, one encoder pass) vs the official generator.
+
+Three ways to get SAM masks and a feature map for the same views, in one run, same model:
+
+* ``amg``: official ``SamAutomaticMaskGenerator.generate`` alone (masks only, no feature map);
+* ``amg+set_image``: the official generator plus a separate ``SamPredictor.set_image`` for the
+  feature map (what a naive pipeline does: two encoder passes);
+* ``ours``: the whole stage (``run_sam_stage``: image decoding, masks, segment maps, PCA + int8
+  features, Zarr writing) on a prepared store holding the same views.
+
+Also reports: masks per view, whether our masks equal the official ones (count, min matched IoU),
+feature bytes per view on disk, total store bytes per view, feature cosine to the full-precision
+map in-sample (the store's own basis) and held out (basis fit on the first half of the views,
+tested on the others). Methods are run in rotated order per round so slow drifts of the machine hit all three.
+
+    PYTHONPATH=. python bench/sam_stage.py --views 3 --threads 2            # CPU, vit_b, random init
+    PYTHONPATH=. python bench/sam_stage.py --device cuda --model vit_h --precision bf16 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def room_image(seed: int, size: tuple[int, int]) -> np.ndarray:
+    """A procedural indoor-like RGB view (H, W, 3) uint8: shaded walls/floor, boxes, noise."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.empty((h, w, 3), np.float32)
+    horizon = rng.uniform(0.45, 0.65) * h
+    img[:] = rng.uniform(120, 220, 3)
+    img[yy > horizon] = rng.uniform(60, 160, 3)
+    img += (xx / w - 0.5)[..., None] * rng.uniform(-40, 40, 3)
+    for _ in range(12):
+        x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+        bw, bh = rng.uniform(0.05, 0.3) * w, rng.uniform(0.05, 0.3) * h
+        sel = (xx >= x0) & (xx < x0 + bw) & (yy >= y0) & (yy < y0 + bh)
+        img[sel] = rng.uniform(0, 255, 3) + (yy[sel] - y0)[:, None] * rng.uniform(-0.3, 0.3)
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_prepared(path: Path, images: list[np.ndarray]) -> None:
+    from pipeline.images import encode_images
+    from pipeline.layout import StoreWriter
+
+    n, (h, w) = len(images), images[0].shape[:2]
+    k = np.array([[500.0, 0, (w - 1) / 2], [0, 500.0, (h - 1) / 2], [0, 0, 1]])
+    flat, offsets = encode_images(images, "png")
+    arrays = {
+        "views/frame": np.arange(n, dtype=np.int64),
+        "views/pose": np.repeat(np.eye(4)[None], n, 0),
+        "views/image_size": np.tile([w, h], (n, 1)).astype(np.int32),
+        "views/intrinsics": np.repeat(k[None], n, 0),
+        "views/native_size": np.tile([w, h], (n, 1)).astype(np.int32),
+        "views/native_intrinsics": np.repeat(k[None], n, 0),
+        "views/image_bytes": flat,
+        "views/image_offsets": offsets,
+    }
+    with StoreWriter(path, "prepare", attrs={"shard": "bench-000", "split": "bench"}) as writer:
+        writer.add_sample("bench_scene", arrays, attrs={"image_codec": "png"})
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def feature_table(args: argparse.Namespace) -> None:
+    """Held-out cosine and on-disk bytes of the PCA + int8 storage for several channel counts."""
+    import torch
+    from numcodecs import Zstd
+    from segment_anything import SamPredictor
+
+    from pipeline.camera import sam_valid_grid
+    from pipeline.sam.features import decode_features, encode_features, fit_basis, mean_cosine, valid_region
+    from pipeline.sam.model import load_sam
+
+    torch.set_num_threads(args.threads)
+    size = tuple(int(x) for x in args.size.lower().split("x"))
+    loaded = load_sam(args.model, args.checkpoint, random_init=args.checkpoint is None, seed=0, device=args.device)
+    predictor = SamPredictor(loaded.model)
+    grid = sam_valid_grid(size, loaded.long_side, loaded.patch)
+    feats = []
+    for i in range(args.views):
+        predictor.set_image(room_image(i, size))
+        feats.append(valid_region(predictor.features[0].float().cpu().numpy(), grid))
+        print(f"encoded view {i}", flush=True)
+    feats = np.stack(feats)
+    n_fit = (len(feats) + 1) // 2
+    zstd = Zstd(level=3)  # what the store writes with
+    table = {}
+    for channels in (32, 64, 96, 128, 160, 192, 256):
+        basis, mean = fit_basis(feats[:n_fit].reshape(-1, 256), channels)
+        test = feats[n_fit:]
+        q, scale = encode_features(test, basis, mean)
+        size_bytes = np.mean([len(zstd.encode(q[i].tobytes())) + len(zstd.encode(scale[i].tobytes())) for i in range(len(test))])
+        table[channels] = {
+            "held_out_cosine": round(mean_cosine(test, decode_features(q, scale, basis, mean)), 5),
+            "mib_per_view": round(float(size_bytes) / 2**20, 4),
+            "raw_mib_per_view": round((q[0].nbytes + scale[0].nbytes) / 2**20, 4),
+        }
+    result = {"model": args.model, "weights": loaded.weights, "views": args.views, "fit_views": int(n_fit), "grid": list(grid), "table": table}
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="vit_b", help="SAM model type (vit_b, vit_l, vit_h, tiny); random init unless --checkpoint")
+    parser.add_argument("--checkpoint", default=None, help="local SAM checkpoint (else random weights, seed 0)")
+    parser.add_argument("--views", type=int, default=3, help="views (640x480 procedural images)")
+    parser.add_argument("--size", default="640x480", help="view size WxH")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds over all methods (order rotates per round)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", default="fp32", help="our encoder precision (fp32, bf16, fp16; the official runs fp32)")
+    parser.add_argument("--points-per-side", type=int, default=8)
+    parser.add_argument("--points-per-batch", type=int, default=64)
+    parser.add_argument("--pred-iou-thresh", type=float, default=0.04, help="random vit_b IoU predictions lie in -0.1..0.08")
+    parser.add_argument("--stability-score-thresh", type=float, default=0.0, help="random logits are small: stability is 0 at offset 1")
+    parser.add_argument("--box-nms-thresh", type=float, default=1.0, help="random masks all span the image box; 1.0 keeps them (many masks per view)")
+    parser.add_argument("--channels", type=int, default=128, help="PCA channels of the stored features")
+    parser.add_argument("--json", default=None, help="write the results here as JSON")
+    parser.add_argument(
+        "--features-only",
+        action="store_true",
+        help="only the feature-storage table: encode the views, fit the PCA basis on the first half, "
+        "report held-out cosine and zstd bytes per view for several channel counts",
+    )
+    args = parser.parse_args()
+    if args.features_only:
+        return feature_table(args)
+
+    import torch
+    from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+
+    from pipeline.camera import sam_valid_grid
+    from pipeline.layout import StoreReader
+    from pipeline.sam.backends import SegmentAnythingBackend
+    from pipeline.sam.features import decode_features, encode_features, fit_basis, mean_cosine, valid_region
+    from pipeline.sam.masks import decode_masks
+    from pipeline.sam.model import load_sam
+    from pipeline.sam.stage import run_sam_stage
+
+    torch.set_num_threads(args.threads)
+    size = tuple(int(x) for x in args.size.lower().split("x"))
+    amg = {
+        "points_per_side": args.points_per_side,
+        "points_per_batch": args.points_per_batch,
+        "pred_iou_thresh": args.pred_iou_thresh,
+        "stability_score_thresh": args.stability_score_thresh,
+        "box_nms_thresh": args.box_nms_thresh,
+    }
+    t0 = time.perf_counter()
+    loaded = load_sam(args.model, args.checkpoint, random_init=args.checkpoint is None, seed=0, device=args.device)
+    build_s = time.perf_counter() - t0
+    sam = loaded.model
+    images = [room_image(i, size) for i in range(args.views)]
+    options = {
+        "model_type": args.model,
+        "random_init": args.checkpoint is None,
+        "checkpoint": args.checkpoint,
+        "amg": amg,
+        "device": args.device,
+        "precision": args.precision,
+        "features": {"channels": args.channels},
+    }
+    backend = SegmentAnythingBackend(loaded, amg, precision=args.precision, device=args.device)
+
+    def sync():
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sam-"))
+    prepared = tmp / "prepared.zarr"
+    write_prepared(prepared, images)
+    times = {"amg": 0.0, "amg+set_image": 0.0, "ours": 0.0}
+    per_round: dict[str, list[float]] = {k: [] for k in times}
+    official_masks: list[np.ndarray] = []
+    full_feats: list[np.ndarray] = []
+    grid = sam_valid_grid(size, loaded.long_side, loaded.patch)
+    methods = list(times)
+    out = tmp / "sam.zarr"
+    for r in range(args.rounds):
+        order = methods[r % 3 :] + methods[: r % 3]
+        for method in order:
+            sync()
+            start = time.perf_counter()
+            if method == "ours":
+                run_sam_stage(prepared, out, options, shard="bench-000", backend=backend)
+            else:
+                generator = SamAutomaticMaskGenerator(sam, **amg)
+                for i, image in enumerate(images):
+                    records = generator.generate(image)
+                    if method == "amg+set_image":
+                        predictor = SamPredictor(sam)
+                        predictor.set_image(image)
+                        if r == 0:
+                            full_feats.append(valid_region(predictor.features[0].float().cpu().numpy(), grid))
+                    elif r == 0:
+                        official_masks.append(np.stack([m["segmentation"] for m in records]) if records else np.zeros((0, size[1], size[0]), bool))
+            sync()
+            elapsed = time.perf_counter() - start
+            times[method] += elapsed
+            per_round[method].append(round(elapsed / args.views, 2))
+            print(f"round {r} {method}: {elapsed / args.views:.2f} s/view", flush=True)
+
+    reader = StoreReader(out, "sam")
+    off = reader.read("bench_scene", "views/mask_offsets")
+    rle, rle_off = reader.read("bench_scene", "masks/rle"), reader.read("bench_scene", "masks/rle_offsets")
+    counts_equal, min_iou, masks_per_view = True, 1.0, []
+    for v, official in enumerate(official_masks):
+        ours = decode_masks(rle, rle_off, range(off[v], off[v + 1]), (size[1], size[0]))
+        masks_per_view.append(len(ours))
+        counts_equal &= len(ours) == len(official)
+        free = set(range(len(ours)))
+        for ref in official:
+            if not free:
+                min_iou = 0.0
+                break
+            best = max(free, key=lambda j: mask_iou(ours[j], ref))
+            min_iou = min(min_iou, mask_iou(ours[best], ref))
+            free.remove(best)
+    group = out / "bench_scene" / "views"
+    feature_bytes = dir_bytes(group / "features") + dir_bytes(group / "feature_scale")
+    total_bytes = dir_bytes(out)
+    held_out = {}
+    if len(full_feats) > 1:
+        n_fit = (len(full_feats) + 1) // 2
+        for channels in sorted({64, 96, 128, 160, 192, args.channels}):
+            basis, mean = fit_basis(np.stack(full_feats[:n_fit]).reshape(-1, 256), channels)
+            test = np.stack(full_feats[n_fit:])
+            q, s = encode_features(test, basis, mean)
+            held_out[channels] = round(mean_cosine(test, decode_features(q, s, basis, mean)), 4)
+    # The stored map against the official set_image map (different encoder call, same image).
+    stored_vs_official = None
+    if full_feats:
+        basis, mean = reader.read_store_array("_store/feature_basis"), reader.read_store_array("_store/feature_mean")
+        q, s = reader.read("bench_scene", "views/features"), reader.read("bench_scene", "views/feature_scale")
+        stored_vs_official = round(mean_cosine(decode_features(q, s, basis, mean), np.stack(full_feats)), 4)
+    n = args.views * args.rounds
+    result = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads {args.threads}, device {args.device}",
+        "torch": torch.__version__,
+        "model": args.model,
+        "weights": loaded.weights,
+        "build_seconds": round(build_s, 2),
+        "views": args.views,
+        "rounds": args.rounds,
+        "size": list(size),
+        "amg": amg,
+        "precision": args.precision,
+        "seconds_per_view": {k: round(v / n, 2) for k, v in times.items()},
+        "seconds_per_view_by_round": per_round,
+        "ours_over_amg": round(times["ours"] / times["amg"], 3),
+        "ours_over_amg_median_of_rounds": round(float(np.median(np.array(per_round["ours"]) / np.array(per_round["amg"]))), 3),
+        "amg_set_image_over_amg": round(times["amg+set_image"] / times["amg"], 3),
+        "masks_per_view": masks_per_view,
+        "mask_counts_equal": bool(counts_equal),
+        "min_matched_iou": round(min_iou, 4),
+        "feature_channels": args.channels,
+        "feature_bytes_per_view": feature_bytes / args.views,
+        "feature_mib_per_view": round(feature_bytes / args.views / 2**20, 4),
+        "store_mib_per_view": round(total_bytes / args.views / 2**20, 4),
+        "bytes_per_view_by_array": {
+            f"{kind}/{name.name}": dir_bytes(name) // args.views
+            for kind in ("views", "masks")
+            for name in sorted((out / "bench_scene" / kind).iterdir())
+            if name.is_dir()
+        },
+        "feature_cosine_in_sample": round(float(reader.attrs["feature_cosine_mean"]), 4),
+        "feature_cosine_held_out_by_channels": held_out,
+        "stored_vs_official_set_image_cosine": stored_vs_official,
+        "encoder_passes_ours": reader.attrs.get("encoder_passes"),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

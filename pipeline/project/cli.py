@@ -1,0 +1,42 @@
+"""``python -m pipeline project``: carry refined and raw CLIP labels to points, keep the pairs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.config import parse_options
+    from pipeline.project.stage import project_shard
+
+    project_shard(args.prepared, args.clip, args.refined, args.out, parse_options(args.options), threads=args.threads)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "project",
+        help="project points into every view: per-point majority labels and pixel<->point pairs",
+        description=(
+            "For every sample of a prepared store, find which points each view sees (frustum, and for "
+            "RGB-D views the occlusion test on the depth image with the depth intrinsics) and at which "
+            "pixel of the label maps (colour intrinsics scaled to their resolution). Writes one points "
+            "store: per point the multi-view majority of the SAM-refined labels and of the raw CLIP "
+            "labels, vote count, agreement and a seen flag (unseen points are kept, label 255); per view "
+            "the pixel<->point pairs. See docs/method/project.md. The store appears only when complete."
+        ),
+    )
+    parser.add_argument("--prepared", required=True, help="prepared store of the shard (<results>/prepared/<shard>.zarr)")
+    parser.add_argument("--clip", required=True, help="CLIP store of the shard (raw labels, <results>/clip/<shard>.zarr)")
+    parser.add_argument("--refined", required=True, help="refine store of the shard (<results>/refined/<shard>.zarr)")
+    parser.add_argument("--out", required=True, help="output points store (<results>/points/<shard>.zarr)")
+    parser.add_argument(
+        "--options",
+        default="{}",
+        help="the `project` config section as JSON; omitted keys take the schema defaults: occlusion "
+        "{mode: absolute|relative, threshold: 0.01 (m, or fraction of the depth), footprint: bilinear|nearest, "
+        "border: 4 depth pixels}, min_depth: 1.0 m (views without depth), device: auto|cpu|cuda[:N], "
+        "chunk_pairs: null (pairs per chunk; bounds memory), block_size: 128 (points per culling block)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="CPU worker threads running chunks of the projection (default 1)")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,144 @@
+"""The project stage: per shard, carry 2D labels to points and keep the pixel<->point pairs.
+
+Reads a prepared store (points, poses, intrinsics, depth), the CLIP store (raw labels) and the
+refine store (SAM-refined labels) of one shard, and writes one ``points`` store
+(:data:`pipeline.layout.POINTS`): per point the multi-view majority of the refined labels
+(``points/label``) and of the raw CLIP labels (``points/label_clip``), vote count, agreement,
+seen flag; per view the CSR pairs (``views/pair_offsets``, ``pairs/point``, ``pairs/pixel``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from pipeline.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def project_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``project`` config section with defaults filled (validated against the schema)."""
+    from pipeline.config import validate
+
+    return validate({"project": dict(options or {})})["project"]
+
+
+def sample_cameras(prepared, sample: str, label_size: tuple[int, int], options: Mapping[str, Any]):
+    """:class:`~pipeline.project.geometry.Cameras` of a prepared sample at ``label_size`` (W, H).
+
+    The colour intrinsics (stored at the working resolution ``views/image_size``) are scaled to
+    the label maps' resolution with :func:`pipeline.camera.scale_intrinsics`; depth keeps its
+    own resolution and intrinsics. Samples without ``views/depth`` use ``min_depth`` instead.
+    """
+    from pipeline.camera import scale_intrinsics
+    from pipeline.project.geometry import Cameras, Occlusion
+
+    poses = prepared.read(sample, "views/pose")
+    intrinsics = prepared.read(sample, "views/intrinsics")
+    sizes = prepared.read(sample, "views/image_size")
+    label_k = np.stack([scale_intrinsics(k, tuple(int(x) for x in s), label_size) for k, s in zip(intrinsics, sizes)])
+    occ = options["occlusion"]
+    occlusion = Occlusion(occ["mode"], float(occ["threshold"]), occ["footprint"], int(occ["border"]))
+    kwargs: dict[str, Any] = {"occlusion": occlusion, "min_depth": float(options["min_depth"])}
+    if prepared.has(sample, "views/depth"):
+        if not prepared.has(sample, "views/depth_intrinsics"):
+            raise UserError(f"{prepared.path}: sample {sample} has views/depth but no views/depth_intrinsics")
+        kwargs.update(
+            depth=prepared.read(sample, "views/depth"),
+            depth_k=prepared.read(sample, "views/depth_intrinsics"),
+            depth_scale=float(prepared.sample_attrs(sample).get("depth_scale", 1000.0)),
+        )
+    try:
+        return Cameras(poses, label_k, label_size, **kwargs)
+    except ValueError as err:
+        raise UserError(f"{prepared.path}: sample {sample}: {err}") from None
+
+
+def project_sample(prepared, clip, refined, sample: str, options: Mapping[str, Any], threads: int = 1) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays of one sample for the points store, and its attributes (statistics)."""
+    from pipeline.project.geometry import visible_pairs
+    from pipeline.project.votes import majority, pair_labels
+
+    clip_labels = clip.read(sample, "views/label")
+    refined_labels = refined.read(sample, "views/label")
+    n_views = prepared.sample_attrs(sample)["sizes"]["view"]
+    for store, labels in ((clip, clip_labels), (refined, refined_labels)):
+        if labels.shape[0] != n_views:
+            raise UserError(f"{store.path}: sample {sample} has {labels.shape[0]} label maps, the prepared store {n_views} views")
+    if clip_labels.shape != refined_labels.shape:
+        raise UserError(
+            f"{refined.path}: sample {sample} label maps are {refined_labels.shape[1:]}, the CLIP store's {clip_labels.shape[1:]}"
+        )
+    label_size = (int(clip_labels.shape[2]), int(clip_labels.shape[1]))
+    xyz = prepared.read(sample, "points/xyz") if prepared.has(sample, "points/xyz") else np.zeros((0, 3), np.float32)
+    n_points = xyz.shape[0]
+    start = time.perf_counter()
+    if n_points:
+        cams = sample_cameras(prepared, sample, label_size, options)
+        pairs = visible_pairs(
+            xyz, cams, device=options["device"], chunk_pairs=options["chunk_pairs"], block_size=int(options["block_size"]), threads=threads
+        )
+        offsets, point, pixel, stats = pairs.view_offsets, pairs.point, pairs.pixel, pairs.stats
+    else:
+        offsets, point, pixel, stats = np.zeros(n_views + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), {}
+    seconds = time.perf_counter() - start
+    refined_votes = majority(point, pair_labels(refined_labels, offsets, pixel), n_points)
+    clip_votes = majority(point, pair_labels(clip_labels, offsets, pixel), n_points)
+    seen = np.bincount(point, minlength=n_points) > 0
+    arrays = {
+        "points/label": refined_votes.label,
+        "points/label_clip": clip_votes.label,
+        "points/votes": np.minimum(refined_votes.votes, np.iinfo(np.uint16).max).astype(np.uint16),
+        "points/agreement": refined_votes.agreement.astype(np.float16),
+        "points/seen": seen,
+        "views/pair_offsets": offsets.astype(np.int64),
+        "pairs/point": point.astype(np.int32),
+        "pairs/pixel": pixel.astype(np.int32),
+    }
+    attrs = {
+        "label_size": list(label_size),
+        "projection_seconds": round(seconds, 4),
+        "points_seen": int(seen.sum()),
+        "points_labelled": int((refined_votes.label != 255).sum()),
+        **{f"projection_{k}": v for k, v in stats.items()},
+    }
+    return arrays, attrs
+
+
+def project_shard(prepared: str | Path, clip: str | Path, refined: str | Path, out: str | Path, options: Mapping[str, Any] | None = None, threads: int = 1) -> Path:
+    """Write the points store ``out`` for every sample of the prepared store (atomically)."""
+    from tqdm import tqdm
+
+    from pipeline.config import config_hash
+    from pipeline.layout import StoreReader, StoreWriter
+
+    opts = project_options(options)
+    prep = StoreReader(prepared, "prepare")
+    clip_store = StoreReader(clip, "clip")
+    refined_store = StoreReader(refined, "refine")
+    for store in (clip_store, refined_store):
+        missing = [s for s in prep.samples if s not in store.samples]
+        if missing:
+            raise UserError(f"{store.path}: lacks samples {missing[:3]} of {prep.path}; rerun that stage")
+    attrs = {
+        "shard": prep.attrs.get("shard"),
+        "split": prep.attrs.get("split"),
+        "options": opts,
+        "config_hash": config_hash(opts),
+        "inputs": {"prepared": str(prepared), "clip": str(clip), "refined": str(refined)},
+        "clip_backend": clip_store.attrs.get("backend"),
+    }
+    with StoreWriter(out, "points", attrs=attrs) as writer:
+        for sample in tqdm(prep.samples, desc=f"project {Path(out).name}", unit="sample"):
+            arrays, sample_attrs = project_sample(prep, clip_store, refined_store, sample, opts, threads)
+            writer.add_sample(sample, arrays, sample_attrs)
+            log.info(
+                "%s: %d of %d points seen, %d pairs in %.2f s",
+                sample, sample_attrs["points_seen"], arrays["points/seen"].size, arrays["pairs/point"].size, sample_attrs["projection_seconds"],
+            )
+    return Path(out)

@@ -1,0 +1,133 @@
+"""One split's quality report from its shards' JSON files: JSON, Markdown and a PNG of bars.
+
+The shards' confusion matrices are summed first; every IoU is computed from the split's
+matrix (never an average of per-scene or per-shard IoUs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.report.metrics import accuracy, iou, labelled_only, mean_iou
+from pipeline.report.shard import _write_json
+
+
+def _nan_to_none(values) -> list[float | None]:
+    return [None if (v is None or math.isnan(v)) else float(v) for v in values]
+
+
+def stage_names(order: str, alt: str) -> dict[str, str]:
+    """Confusion key → displayed stage name."""
+    return {
+        "pixels.clip": "pixels: CLIP",
+        "pixels.refined": f"pixels: refined ({order})",
+        "pixels.refined_alt": f"pixels: refined ({alt})",
+        "points.clip": "points: CLIP",
+        "points.refined": "points: refined",
+    }
+
+
+def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, Any]:
+    """Sum the shards' matrices and coverage of ``split`` and compute the split's metrics."""
+    shards = []
+    for path in shard_files:
+        try:
+            shards.append(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(f"{path}: cannot read shard report ({err})") from None
+    if not shards:
+        raise UserError(f"no shard reports given for split {split!r}")
+    first = shards[0]
+    for other, path in zip(shards, shard_files):
+        if other["class_names"] != first["class_names"]:
+            raise UserError(f"{path}: class list differs from {shard_files[0]}")
+    coverage = {key: sum(s["coverage"][key] for s in shards) for key in first["coverage"]}
+    has_gt = {key: any(s["ground_truth"][key] for s in shards) for key in first["ground_truth"]}
+    names = stage_names(first["nesting_order"], first["alt_nesting_order"])
+    summary: dict[str, Any] = {}
+    for key in first["confusion"]:
+        matrix = np.sum([np.asarray(s["confusion"][key], dtype=np.int64) for s in shards], axis=0)
+        domain = key.split(".")[0]
+        entry: dict[str, Any] = {"key": key, "confusion": matrix.tolist()}
+        if has_gt[domain] and matrix.sum() > 0:
+            entry.update(
+                miou=mean_iou(matrix),
+                iou=_nan_to_none(iou(matrix)),
+                accuracy=accuracy(matrix),
+                miou_labelled=mean_iou(labelled_only(matrix)),
+                evaluated=int(matrix.sum()),
+            )
+        summary[names[key]] = entry
+    return {
+        "split": split,
+        "shards": [s["shard"] for s in shards],
+        "samples": sum(len(s["samples"]) for s in shards),
+        "benchmark": first["benchmark"],
+        "class_names": first["class_names"],
+        "nesting_order": first["nesting_order"],
+        "backends": first.get("backends", {}),
+        "ground_truth": has_gt,
+        "coverage": {
+            **coverage,
+            "pixels_in_mask_fraction": coverage["pixels_in_mask"] / coverage["pixels"] if coverage["pixels"] else None,
+            "points_seen_fraction": coverage["points_seen"] / coverage["points"] if coverage["points"] else None,
+            "points_labelled_fraction": coverage["points_labelled"] / coverage["points"] if coverage["points"] else None,
+        },
+        "stages": summary,
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown page."""
+    cov = report["coverage"]
+    lines = [
+        f"# Pseudo-label quality: split `{report['split']}`",
+        "",
+        f"{report['samples']} samples in shards {', '.join(report['shards'])}; benchmark `{report['benchmark']}`; "
+        f"backends: CLIP `{report['backends'].get('clip')}`, SAM `{report['backends'].get('sam')}`; "
+        f"refinement nesting order `{report['nesting_order']}`.",
+        "IoU from one confusion matrix per split. *mIoU* counts unlabelled predictions (ignore, unseen points) as "
+        "misses; *mIoU labelled* only scores elements that got a label.",
+        "",
+        "## Coverage",
+        "",
+        f"- pixels inside a SAM mask: {_pct(cov['pixels_in_mask_fraction'])} % of {cov['pixels']}",
+        f"- points seen by a view: {_pct(cov['points_seen_fraction'])} % of {cov['points']}",
+        f"- points with a refined label: {_pct(cov['points_labelled_fraction'])} %",
+        f"- pixel-point pairs: {cov['pairs']}",
+        "",
+    ]
+    evaluated = {name: s for name, s in report["stages"].items() if "miou" in s}
+    if not evaluated:
+        lines += ["No ground truth: no IoU.", ""]
+        return "\n".join(lines)
+    lines += ["## mIoU per stage", "", "| stage | mIoU | mIoU labelled | accuracy | evaluated |", "|---|---|---|---|---|"]
+    for name, s in evaluated.items():
+        lines.append(f"| {name} | {_pct(s['miou'])} | {_pct(s['miou_labelled'])} | {_pct(s['accuracy'])} | {s['evaluated']} |")
+    lines += ["", "## Per-class IoU (%)", "", "| class | " + " | ".join(evaluated) + " |", "|---" * (len(evaluated) + 1) + "|"]
+    for c, name in enumerate(report["class_names"]):
+        lines.append(f"| {name} | " + " | ".join(_pct(s["iou"][c]) for s in evaluated.values()) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_split_report(shard_files: Sequence[str | Path], split: str, out_json: str | Path, out_md: str | Path, out_png: str | Path) -> dict[str, Any]:
+    """Merge the shards of ``split`` and write the JSON, Markdown and PNG outputs."""
+    from pipeline.atomic import atomic_write_text
+    from pipeline.report.plots import stage_bars
+
+    report = merge_reports(shard_files, split)
+    _write_json(out_json, report)
+    atomic_write_text(out_md, markdown(report))
+    stage_bars(report["stages"], report["class_names"], out_png, title=f"pseudo-label quality, split {split}")
+    return report
