@@ -62,18 +62,3 @@ def demo_visibility(scene_dir: Path, frames: np.ndarray) -> list[np.ndarray]:
     gt = np.load(scene_dir / "_demo_gt" / "visibility.npz")
     by_frame = {int(f): gt["vertices"][gt["offsets"][i] : gt["offsets"][i + 1]] for i, f in enumerate(gt["frames"])}
     return [by_frame[int(f)] for f in frames]
-
-
-def interior_vertices(scene: str, options: DemoOptions = DEMO) -> np.ndarray:
-    """(V,) bool: vertices not on the border of their box face (where surfaces meet, a vertex
-    belongs to two surfaces at once and its pixel label is ambiguous)."""
-    from pipeline.demo.boxes import FACE_AXES
-    from pipeline.demo.generate import build_scene
-
-    mesh, boxes = (lambda d: (d.mesh, d.room.boxes))(build_scene(scene, options))
-    local = np.einsum("ni,nij->nj", mesh.vertices.astype(np.float64) - boxes.centre[mesh.box], boxes.rotation[mesh.box])
-    half = boxes.half[mesh.box]
-    axes = np.asarray(FACE_AXES)[mesh.box_face // 2]
-    rows = np.arange(mesh.box.size)
-    extent = np.maximum(np.abs(local[rows, axes[:, 0]]) / half[rows, axes[:, 0]], np.abs(local[rows, axes[:, 1]]) / half[rows, axes[:, 1]])
-    return extent < 1 - 1e-6

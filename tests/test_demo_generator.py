@@ -20,6 +20,7 @@ from pipeline.camera import scale_intrinsics
 from pipeline.demo import spec
 from pipeline.demo.categories import RAW_CATEGORIES, TSV_COLUMNS
 from pipeline.demo.generate import DemoOptions, generate_scene, write_meta
+from pipeline.demo.mesh import MESH_INSET
 from pipeline.errors import UserError
 from pipeline.vocab import read_scannet_label_map
 
@@ -230,8 +231,12 @@ def test_depth_lies_on_the_mesh_and_wrong_intrinsics_fail(roots):
         pose = _matrix(scene / f"pose/{n}.txt")
         depth = np.array(Image.open(scene / f"depth/{n}.png"))
         right = distance_to_mesh(backproject(depth, kd, pose), vertices, faces, radius)
-        # 1 cm budget in the brief; measured: under 1 mm (mm quantisation plus 6-decimal poses)
-        assert np.all(right < 0.003), np.percentile(right, [50, 99, 100])
+        # 1 cm budget in the brief. Measured: median 0.2 mm (mm quantisation plus 6-decimal poses);
+        # the mesh bevels every box edge (face grids are inset MESH_INSET from the borders), so
+        # pixels within a centimetre of an edge lie up to MESH_INSET / sqrt(2) from it, and up to
+        # MESH_INSET beside a hidden face (the mesh is open there): 99th percentile 4.5 mm, max 8 mm
+        assert np.median(right) < 0.001 and np.mean(right < 0.003) > 0.95, np.percentile(right, [50, 95, 100])
+        assert np.all(right < MESH_INSET + 0.001), np.percentile(right, [50, 99, 100])
         bad = distance_to_mesh(backproject(depth, wrong, pose), vertices, faces, radius)
         assert np.mean(bad < 0.003) < 0.5, "depth back-projected with resized colour intrinsics should miss the mesh"
 
@@ -485,3 +490,39 @@ def test_hidden_faces_are_covered():
                 inside = np.all(np.abs(q) < boxes.half[o], axis=1)
                 covered |= ~inside if o == r else (inside & (o != b))
             assert covered.all(), f"room {i}: face {f} of box {b} (nyu40 {boxes.nyu40[b, 0]}) is hidden but visible"
+
+
+def test_mesh_vertices_keep_off_edges_and_out_of_covered_regions():
+    """Every vertex lies on its box face, inset from the face's borders (no vertex on a crease or a
+    silhouette edge); no triangle lies entirely inside or on another box (covered surface is left
+    out, as in a reconstruction); the surface stays closed along the bevels (every edge between
+    two visible faces of a box has its strip)."""
+    from pipeline.demo.boxes import FACE_AXES
+    from pipeline.demo.mesh import covered_vertices, tessellate
+    from pipeline.demo.room import generate_room
+
+    boxes = generate_room(np.random.default_rng(spec.scene_seed(3, "scene0000_00"))).boxes
+    mesh = tessellate(boxes, 0.1)
+    v = mesh.vertices.astype(np.float64)
+    local = np.einsum("ni,nij->nj", v - boxes.centre[mesh.box], boxes.rotation[mesh.box])
+    half = boxes.half[mesh.box]
+    rows = np.arange(v.shape[0])
+    axis = mesh.box_face // 2
+    on_face = np.abs(np.abs(local[rows, axis]) - half[rows, axis]) < 1e-5
+    assert on_face.all()
+    for k in range(2):
+        a = np.asarray(FACE_AXES)[axis][:, k]
+        margin = half[rows, a] - np.abs(local[rows, a])
+        assert np.all(margin >= np.minimum(MESH_INSET, half[rows, a] / 2) - 1e-5)
+    covered = covered_vertices(boxes, v, mesh.box)
+    assert covered.any() and not covered[mesh.faces].all(axis=1).any()
+    assert covered.mean() < 0.05  # only the rows along an object's border stay
+    flat = tessellate(boxes, 0.1, inset=0.0)  # no inset: vertices on edges, shared by two faces
+    assert flat.vertices.shape[0] < mesh.vertices.shape[0]
+    # a bevelled box is closed except along hidden faces: count boundary edges of one closed box
+    (b,) = [b for b in range(len(boxes)) if not boxes.inside[b] and not boxes.hidden[b].any()][:1] or [None]
+    if b is not None:
+        tri = mesh.faces[np.isin(mesh.faces, np.flatnonzero(mesh.box == b)).all(axis=1)]
+        edges = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
+        _, counts = np.unique(edges, axis=0, return_counts=True)
+        assert np.all(counts == 2)

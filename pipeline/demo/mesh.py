@@ -1,10 +1,24 @@
 """The scene mesh: every visible box face tessellated as a grid, with colours and labels.
 
 Faces are cut into a grid of cells no larger than ``spacing`` (two triangles each), so vertices
-lie inside surfaces and not only at corners and silhouettes. Vertices shared by faces of one
-box are merged (a box is a closed, connected surface); hidden faces (touching another part or
-the floor) get no vertices. Triangles wind counter-clockwise seen from where the surface can be
-seen (outside a furniture box, inside the room).
+lie inside surfaces and not only at corners and silhouettes. Like a real reconstructed mesh
+(depth fusion, then marching cubes), the mesh has
+
+* **no vertex on a geometric edge**: each face's grid is *inset* from all the face's borders
+  (``inset``, 1 cm by default, at most a quarter of the face's width), and adjacent visible faces
+  of one box are joined by a strip of triangles across the edge (a bevel ``inset`` wide on each
+  side), three at a corner by one triangle. A vertex exactly on a crease or a silhouette edge
+  belongs to two surfaces at once, so its visibility and label would be ambiguous to within a
+  pixel; real meshes round such edges. Every vertex still lies exactly on its box face.
+* **no surface where no camera can look**: hidden faces (entirely covered by another part, the
+  floor or a wall) get no vertices, and vertices of partly covered faces that lie inside or on
+  another box (the wall behind a picture or a door, the floor under a cabinet, a seat's underside
+  where a leg meets it) are dropped with the triangles whose corners are all covered; the mesh
+  is open there, as a real reconstruction is where nothing was observed. The covered vertices of
+  triangles that reach out of the covered region stay, so visible surface is never cut away.
+
+Triangles wind counter-clockwise seen from where the surface can be seen (outside a furniture
+box, inside the room).
 """
 
 from __future__ import annotations
@@ -17,7 +31,23 @@ import numpy as np
 from pipeline.demo.boxes import FACE_AXES, BoxSet
 from pipeline.demo.texture import face_table, surface_colour, to_uint8
 
-_CROSS_SIGN = (1, -1, 1)  # e_a1 x e_a2 = _CROSS_SIGN[a] * e_a for FACE_AXES[a]
+MESH_INSET: float = 0.01
+"""Metres between a face's border and its outermost vertex rows (capped at a quarter of the face's width)."""
+
+COVER_TOLERANCE: float = 1e-5
+"""Metres: a vertex this close to (or inside) another box counts as covered by it."""
+
+
+def covered_vertices(boxes: BoxSet, vertices: np.ndarray, owner: np.ndarray, tol: float = COVER_TOLERANCE) -> np.ndarray:
+    """(V,) bool: vertices (V, 3) lying inside or on (within ``tol``) a furniture box other than
+    their ``owner`` (V,) box; the room box covers nothing (every vertex is inside it)."""
+    covered = np.zeros(vertices.shape[0], dtype=bool)
+    for b in range(len(boxes)):
+        if boxes.inside[b]:
+            continue
+        local = np.abs((vertices - boxes.centre[b]) @ boxes.rotation[b])
+        covered |= np.all(local <= boxes.half[b] + tol, axis=1) & (owner != b)
+    return covered
 
 
 @dataclass(frozen=True)
@@ -34,67 +64,157 @@ class Mesh:
     box_face: np.ndarray  # (V,) int8
 
 
-def _face_grid(half: np.ndarray, face: int, spacing: float, inside: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Local vertices (n, 3) and triangles (m, 3) of one box face."""
+def _axis_positions(half: float, spacing: float, inset_lo: float, inset_hi: float) -> np.ndarray:
+    """Grid coordinates along one in-plane axis of a face: cells no longer than ``spacing``, the
+    first and last rows ``inset_lo`` / ``inset_hi`` inside the border (each capped at ``half / 2``)."""
+    n = max(1, math.ceil(2 * half / spacing - 1e-9))
+    return np.linspace(-half + min(inset_lo, half / 2), half - min(inset_hi, half / 2), n + 1)
+
+
+def _face_grid(half: np.ndarray, face: int, spacing: float, insets: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Local vertices (n1 * n2, 3), triangles (m, 3) (winding not yet fixed) and grid shape of one face.
+
+    ``insets`` (6,): inset of the face's border toward each face of the box. Vertex ``(i, j)``
+    (position ``i`` along ``FACE_AXES[axis][0]``, ``j`` along the other) has index ``i * n2 + j``.
+    """
     axis = face // 2
     a1, a2 = FACE_AXES[axis]
-    n1 = max(1, math.ceil(2 * half[a1] / spacing - 1e-9))
-    n2 = max(1, math.ceil(2 * half[a2] / spacing - 1e-9))
-    g1, g2 = np.meshgrid(np.linspace(-half[a1], half[a1], n1 + 1), np.linspace(-half[a2], half[a2], n2 + 1), indexing="ij")
+    p1 = _axis_positions(half[a1], spacing, insets[2 * a1], insets[2 * a1 + 1])
+    p2 = _axis_positions(half[a2], spacing, insets[2 * a2], insets[2 * a2 + 1])
+    g1, g2 = np.meshgrid(p1, p2, indexing="ij")
     local = np.empty((g1.size, 3))
     local[:, axis] = half[axis] if face % 2 else -half[axis]
     local[:, a1] = g1.ravel()
     local[:, a2] = g2.ravel()
-    i, j = np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij")
-    v00 = (i * (n2 + 1) + j).ravel()
-    v10, v01, v11 = v00 + (n2 + 1), v00 + 1, v00 + n2 + 2
+    n1, n2 = p1.size, p2.size
+    i, j = np.meshgrid(np.arange(n1 - 1), np.arange(n2 - 1), indexing="ij")
+    v00 = (i * n2 + j).ravel()
+    v10, v01, v11 = v00 + n2, v00 + 1, v00 + n2 + 1
     tris = np.concatenate([np.stack([v00, v10, v11], 1), np.stack([v00, v11, v01], 1)])
-    wanted = (1 if face % 2 else -1) * (-1 if inside else 1)
-    if _CROSS_SIGN[axis] != wanted:
-        tris = tris[:, [0, 2, 1]]
-    return local, tris
+    return local, tris, (n1, n2)
 
 
-def tessellate(boxes: BoxSet, spacing: float) -> Mesh:
-    """Mesh of all non-hidden faces of ``boxes`` with grid ``spacing`` (m)."""
+def _border(face: int, shape: tuple[int, int], toward: int) -> np.ndarray:
+    """Indices (ordered along the shared edge) of the grid row of ``face`` next to face ``toward``."""
+    a1, a2 = FACE_AXES[face // 2]
+    n1, n2 = shape
+    grid = np.arange(n1 * n2).reshape(n1, n2)
+    side = -1 if toward % 2 else 0
+    return grid[side, :] if toward // 2 == a1 else grid[:, side]
+
+
+def _wind(local: np.ndarray, tris: np.ndarray, outward: np.ndarray, inside: bool) -> np.ndarray:
+    """Reorder triangles so they wind counter-clockwise seen from the visible side: outside along
+    ``outward`` (T, 3) for furniture boxes, the opposite side for the room seen from inside."""
+    a, b, c = local[tris[:, 0]], local[tris[:, 1]], local[tris[:, 2]]
+    facing = np.einsum("ij,ij->i", np.cross(b - a, c - a), outward)
+    flip = (facing < 0) != inside
+    tris = tris.copy()
+    tris[flip] = tris[flip][:, [0, 2, 1]]
+    return tris
+
+
+def _face_normal(face: int) -> np.ndarray:
+    n = np.zeros(3)
+    n[face // 2] = 1.0 if face % 2 else -1.0
+    return n
+
+
+def _box_mesh(half: np.ndarray, hidden: np.ndarray, spacing: float, inset: float, inside: bool):
+    """Local vertices, triangles and per-vertex face ids of one box (visible faces only).
+
+    Every face grid is inset ``inset`` from all its borders; two visible faces are joined by a
+    strip across their shared edge and three visible faces by a triangle at their corner (a bevel,
+    as the rounded edges of a reconstructed mesh). Borders toward a hidden face stay open.
+    With ``inset`` 0 the grids reach the edges and vertices shared by two faces are merged.
+    """
+    insets = np.full(6, float(inset))
+    pts, tris, fids, outward = [], [], [], []
+    start, shapes = {}, {}
+    count = 0
+    for f in range(6):
+        if hidden[f]:
+            continue
+        local, tri, shape = _face_grid(half, f, spacing, insets)
+        start[f], shapes[f] = count, shape
+        pts.append(local)
+        tris.append(tri + count)
+        outward.append(np.broadcast_to(_face_normal(f), tri.shape))
+        fids.append(np.full(local.shape[0], f, dtype=np.int8))
+        count += local.shape[0]
+    if not pts:
+        return None
+    local = np.concatenate(pts)
+    if inset > 0:
+        for f in start:  # a strip across each edge between two visible faces
+            for g in start:
+                if g // 2 <= f // 2:
+                    continue
+                rf = _border(f, shapes[f], g) + start[f]
+                rg = _border(g, shapes[g], f) + start[g]
+                quads = np.stack([rf[:-1], rf[1:], rg[1:], rg[:-1]], 1)
+                strip = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+                tris.append(strip)
+                outward.append(np.broadcast_to(_face_normal(f) + _face_normal(g), strip.shape))
+        for s in np.ndindex(2, 2, 2):  # a triangle at each corner of three faces
+            corner = (s[0], 2 + s[1], 4 + s[2])
+            if not all(f in start for f in corner):
+                continue
+            ids = []
+            for f in corner:
+                n1, n2 = shapes[f]
+                a1, a2 = FACE_AXES[f // 2]
+                ids.append(start[f] + (n1 - 1 if s[a1] else 0) * n2 + (n2 - 1 if s[a2] else 0))
+            tris.append(np.array([ids]))
+            outward.append(np.array([[2.0 * s[0] - 1, 2.0 * s[1] - 1, 2.0 * s[2] - 1]]))
+    tri = _wind(local, np.concatenate(tris), np.concatenate(outward), inside)
+    fid = np.concatenate(fids)
+    # vertices on an edge shared by two faces are merged
+    key = np.rint(local * 1e6).astype(np.int64)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(first, kind="stable")  # keep first-occurrence order
+    new_id = np.empty_like(order)
+    new_id[order] = np.arange(order.size)
+    keep = first[order]
+    return local[keep], new_id[inverse[tri]], fid[keep]
+
+
+def tessellate(boxes: BoxSet, spacing: float, inset: float = MESH_INSET) -> Mesh:
+    """Mesh of all non-hidden faces of ``boxes`` with grid ``spacing`` (m), face grids ``inset`` (m)
+    from the faces' borders (0: vertices on the edges, shared by adjacent faces), vertices covered
+    by another box dropped."""
     verts, tris, v_box, v_face = [], [], [], []
     offset = 0
     for b in range(len(boxes)):
-        pts, faces_of_box, fids = [], [], []
-        count = 0
-        for f in range(6):
-            if boxes.hidden[b, f]:
-                continue
-            local, tri = _face_grid(boxes.half[b], f, spacing, bool(boxes.inside[b]))
-            pts.append(local)
-            faces_of_box.append(tri + count)
-            fids.append(np.full(local.shape[0], f, dtype=np.int8))
-            count += local.shape[0]
-        if not pts:
+        built = _box_mesh(boxes.half[b], boxes.hidden[b], spacing, inset, bool(boxes.inside[b]))
+        if built is None:
             continue
-        local = np.concatenate(pts)
-        key = np.rint(local * 1e6).astype(np.int64)
-        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        order = np.argsort(first, kind="stable")  # keep first-occurrence order
-        new_id = np.empty_like(order)
-        new_id[order] = np.arange(order.size)
-        keep = first[order]
-        local = local[keep]
-        tri = new_id[inverse[np.concatenate(faces_of_box)]]
+        local, tri, fid = built
         verts.append(boxes.centre[b] + local @ boxes.rotation[b].T)
         tris.append(tri + offset)
         v_box.append(np.full(local.shape[0], b, dtype=np.int32))
-        v_face.append(np.concatenate(fids)[keep])
+        v_face.append(fid)
         offset += local.shape[0]
     box = np.concatenate(v_box)
     face = np.concatenate(v_face)
     world = np.concatenate(verts)
+    faces = np.concatenate(tris)
+    covered = covered_vertices(boxes, world, box)
+    if covered.any():
+        # a triangle goes when all its corners are covered; a covered vertex stays while a kept
+        # triangle uses it (the row under an object's border), so visible surface stays whole
+        faces = faces[~covered[faces].all(axis=1)]
+        keep = ~covered
+        keep[faces.ravel()] = True
+        new_id = np.cumsum(keep) - 1
+        faces = new_id[faces]
+        box, face, world = box[keep], face[keep], world[keep]
     rgb = surface_colour(face_table(boxes), box.astype(np.int64) * 6 + face, world.T)
     return Mesh(
         vertices=world.astype(np.float32),
         colours=to_uint8(rgb),
-        faces=np.concatenate(tris).astype(np.int32),
+        faces=faces.astype(np.int32),
         nyu40=boxes.nyu40[box, face].astype(np.uint16),
         instance=boxes.instance[box, face].astype(np.int32),
         part=boxes.part[box, face].astype(np.int32),
