@@ -59,6 +59,17 @@ def sample_cameras(prepared, sample: str, label_size: tuple[int, int], options: 
         raise UserError(f"{prepared.path}: sample {sample}: {err}") from None
 
 
+def pair_depths(xyz: np.ndarray, poses: np.ndarray, offsets: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Depth ``z`` (N,) float32 in metres of each pair's point in its view (``poses`` (V, 4, 4)
+    cam-to-world, pairs in CSR by view), computed per view in float64."""
+    z = np.empty(point.size, dtype=np.float32)
+    for v in range(offsets.size - 1):
+        lo, hi = int(offsets[v]), int(offsets[v + 1])
+        if hi > lo:
+            z[lo:hi] = (xyz[point[lo:hi]].astype(np.float64) - poses[v, :3, 3]) @ poses[v, :3, 2]
+    return z
+
+
 def project_sample(prepared, clip, refined, sample: str, options: Mapping[str, Any], threads: int = 1) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays of one sample for the points store, and its attributes (statistics)."""
     from pipeline.project.geometry import visible_pairs
@@ -87,8 +98,9 @@ def project_sample(prepared, clip, refined, sample: str, options: Mapping[str, A
     else:
         offsets, point, pixel, stats = np.zeros(n_views + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), {}
     seconds = time.perf_counter() - start
-    refined_votes = majority(point, pair_labels(refined_labels, offsets, pixel), n_points)
-    clip_votes = majority(point, pair_labels(clip_labels, offsets, pixel), n_points)
+    rank = pair_depths(xyz, prepared.read(sample, "views/pose"), offsets, point) if options["tie_break"] == "nearest" else None
+    refined_votes = majority(point, pair_labels(refined_labels, offsets, pixel), n_points, rank=rank)
+    clip_votes = majority(point, pair_labels(clip_labels, offsets, pixel), n_points, rank=rank)
     seen = np.bincount(point, minlength=n_points) > 0
     arrays = {
         "points/label": refined_votes.label,

@@ -1,8 +1,10 @@
 """Multi-view majority voting of per-pair labels into per-point labels (numpy, vectorised).
 
 A point's votes are the labels of the pixels it projects to, one per view that sees it.
-IGNORE labels cast no vote. The winner is the most voted class; ties go to the lowest class
-index. ``agreement`` is the winner's share of the votes (1.0 = every view agrees). Points with
+IGNORE labels cast no vote. The winner is the most voted class. Ties go, when a ``rank`` per
+pair is given, to the tied class of the lowest-ranked vote (the project stage ranks by the
+point's depth in the view: the nearest view resolves the point best); otherwise, or among
+equal ranks, to the lowest class index. ``agreement`` is the winner's share of the votes (1.0 = every view agrees). Points with
 no vote get IGNORE, 0 votes and agreement 0.
 """
 
@@ -46,8 +48,12 @@ def pair_labels(label_maps: np.ndarray, view_offsets: np.ndarray, pixel: np.ndar
     return flat[view, np.asarray(pixel, dtype=np.int64)]
 
 
-def majority(point: np.ndarray, labels: np.ndarray, n_points: int) -> PointVotes:
-    """Majority label per point from pairs (``point`` (N,) int, ``labels`` (N,) uint8)."""
+def majority(point: np.ndarray, labels: np.ndarray, n_points: int, rank: np.ndarray | None = None) -> PointVotes:
+    """Majority label per point from pairs (``point`` (N,) int, ``labels`` (N,) uint8).
+
+    ``rank`` (N,) float, optional: breaks ties between equally voted classes in favour of the
+    class holding the vote of smallest rank (then the lowest class index).
+    """
     point = np.asarray(point, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.uint8)
     keep = labels != IGNORE
@@ -66,7 +72,26 @@ def majority(point: np.ndarray, labels: np.ndarray, n_points: int) -> PointVotes
         table = table.reshape(hi - lo, n_classes)
         best = np.argmax(table, axis=1)  # first maximum: ties go to the lowest class index
         win = table[np.arange(hi - lo), best]
+        if rank is not None:
+            best = _break_ties(table, win, point[sel] - lo, labels[sel], np.asarray(rank, dtype=np.float64)[keep][sel], best)
         has = win > 0
         out_label[lo:hi][has] = best[has].astype(np.uint8)
         out_win[lo:hi] = win
     return PointVotes(out_label, out_votes, out_win)
+
+
+def _break_ties(table: np.ndarray, win: np.ndarray, point: np.ndarray, labels: np.ndarray, rank: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """``best`` (P,) with ties between top classes of ``table`` (P, C) given to the class of the
+    lowest-ranked pair among them (equal ranks: lowest class, as before)."""
+    tied = (table == win[:, None]).sum(axis=1) > 1
+    cand = tied[point] & (table[point, labels] == win[point])  # pairs voting for a top class of a tied point
+    if not cand.any():
+        return best
+    p, lab, r = point[cand], labels[cand], rank[cand]
+    order = np.lexsort((lab, r, p))  # per point: smallest rank first, then lowest class
+    p, lab = p[order], lab[order]
+    first = np.ones(p.size, dtype=bool)
+    first[1:] = p[1:] != p[:-1]
+    out = best.copy()
+    out[p[first]] = lab[first]
+    return out
