@@ -54,14 +54,15 @@ def test_visibility_and_labels_match_the_generator(demo, tmp_path):
     out = project_shard(prepared, clip, refined, tmp_path / "points.zarr", {}, threads=2)
     m = _metrics(root, prepared, out)
     # Issue 4 asks recall >= 0.99, false positives <= 0.01, labels >= 0.99. Measured on this scene
-    # (docs/benchmarks/project.md): recall 0.994, false positives 0.110 of the truly visible, labels
-    # 0.983 (0.979 with tie_break: lowest). The false positives are hidden vertices within a depth pixel of a silhouette, 84 % of
-    # them on faces turned away from the camera (the bevelled mesh keeps vertices 1 cm off every
-    # edge, so such a face's outer row is hidden yet projects next to the edge); the 2x2 bracket
-    # cannot tell them from the visible side. The bounds below are the measured ones, not the goal.
+    # (docs/benchmarks/project.md): recall 0.994, false positives 0.069 of the truly visible, labels
+    # 0.982. The false positives are hidden vertices within a depth pixel of a silhouette, mostly
+    # the outer row of a face turned away from the camera, 0.5-2 cm behind the edge (the mesh keeps
+    # vertices 1 cm off every edge), next to a bevel triangle that faces the camera, so the
+    # back-face test keeps them and the 2x2 bracket cannot tell them from the visible side. The
+    # bounds below are the measured ones, not the goal.
     assert m["recall"] >= 0.99
-    assert m["false_positives"] <= 0.12
-    assert m["label_accuracy"] >= 0.975
+    assert m["false_positives"] <= 0.075
+    assert m["label_accuracy"] >= 0.98
     points = StoreReader(out, "points")
     seen = points.read(SCENE, "points/seen")
     label = points.read(SCENE, "points/label")
@@ -118,7 +119,7 @@ def test_wrong_conventions_fail_the_acceptance(demo, tmp_path, broken):
         options = {"occlusion": {"threshold": 100.0}}  # an occlusion test that never fails
     out = project_shard(prepared, clip, refined, tmp_path / "points.zarr", options, threads=2)
     m = _metrics(root, demo[1], out)
-    failed = m["recall"] < 0.99 or m["false_positives"] > 0.12 or m["label_accuracy"] < 0.975
+    failed = m["recall"] < 0.99 or m["false_positives"] > 0.075 or m["label_accuracy"] < 0.98
     assert failed, m
 
 
@@ -142,7 +143,7 @@ def test_zero_noise_simulated_backends_give_ground_truth(demo, tmp_path):
     np.testing.assert_array_equal(ref.read(SCENE, "views/label_alt"), truth)
     out = project_shard(prepared, tmp_path / "clip.zarr", refined, tmp_path / "points.zarr", {}, threads=2)
     m = _metrics(root, prepared, out)
-    assert m["recall"] >= 0.99 and m["false_positives"] <= 0.12 and m["label_accuracy"] >= 0.975, m
+    assert m["recall"] >= 0.99 and m["false_positives"] <= 0.075 and m["label_accuracy"] >= 0.98, m
 
 
 def test_quality_report_of_ground_truth_labels_and_cli(demo, tmp_path, capsys):
@@ -210,3 +211,25 @@ def test_lidar_style_sample_without_depth(tmp_path):
     np.testing.assert_array_equal(points_store.read("lidar0", "points/label"), [255, 0, 0, 7, 255])
     offsets = points_store.read("lidar0", "views/pair_offsets")
     np.testing.assert_array_equal(offsets, [0, 2, 3])
+
+
+def test_back_face_test_and_its_guard(demo, tmp_path, caplog):
+    """The back-face test removes only false positives on the demo; a mesh wound the other way
+    would make it remove most visible pairs, so the stage skips it with a warning."""
+    import logging
+
+    root, prepared, clip, refined = demo
+    on = _metrics(root, prepared, project_shard(prepared, clip, refined, tmp_path / "on.zarr", {}, threads=2))
+    off_path = project_shard(prepared, clip, refined, tmp_path / "off.zarr", {"occlusion": {"backface": False}}, threads=2)
+    off = _metrics(root, prepared, off_path)
+    assert on["recall"] == off["recall"] and on["false_positives"] < off["false_positives"] - 0.02, (on, off)
+
+    def reverse(a):
+        a["mesh/faces"] = a["mesh/faces"][:, [0, 2, 1]]
+
+    reversed_path = _rewrite_prepared(prepared, tmp_path / "p.zarr", reverse)
+    with caplog.at_level(logging.WARNING, logger="pipeline.project.stage"):
+        out = project_shard(reversed_path, clip, refined, tmp_path / "rev.zarr", {}, threads=2)
+    assert "winding looks reversed" in caplog.text
+    a, b = StoreReader(out, "points"), StoreReader(off_path, "points")
+    np.testing.assert_array_equal(a.read(SCENE, "pairs/point"), b.read(SCENE, "pairs/point"))

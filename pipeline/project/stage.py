@@ -20,6 +20,10 @@ from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
 
+BACKFACE_MAX_SHARE: float = 0.25
+"""Largest share of the depth-tested pairs the back-face test may remove; more means the mesh's
+triangles wind the other way (or are not oriented), and the test is skipped with a warning."""
+
 
 def project_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``project`` config section with defaults filled (validated against the schema)."""
@@ -95,6 +99,18 @@ def project_sample(prepared, clip, refined, sample: str, options: Mapping[str, A
             xyz, cams, device=options["device"], chunk_pairs=options["chunk_pairs"], block_size=int(options["block_size"]), threads=threads
         )
         offsets, point, pixel, stats = pairs.view_offsets, pairs.point, pairs.pixel, pairs.stats
+        if options["occlusion"]["backface"] and prepared.has(sample, "mesh/faces"):
+            from pipeline.project.backface import BackFaces, drop_back_faces
+
+            back = BackFaces(xyz, prepared.read(sample, "mesh/faces"))
+            kept = drop_back_faces(back, cams.poses, offsets, point, pixel)
+            if kept[3] > BACKFACE_MAX_SHARE * point.size:
+                log.warning("%s: the back-face test would remove %d of %d pairs of sample %s: the mesh's winding "
+                            "looks reversed or inconsistent; test skipped", prepared.path, kept[3], point.size, sample)
+                stats = {**stats, "backface_skipped": True}
+            else:
+                offsets, point, pixel = kept[:3]
+                stats = {**stats, "backface_removed": kept[3]}
     else:
         offsets, point, pixel, stats = np.zeros(n_views + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), {}
     seconds = time.perf_counter() - start
