@@ -27,15 +27,15 @@ def _cube():
 def test_vertices_facing_a_camera():
     xyz, faces = _cube()
     back = BackFaces(xyz, faces)
-    facing = back.facing_vertices(np.array([3.0, 0.5, 0.5]))  # camera on the +x side, facing only +x
+    facing = back.facing(np.arange(11), np.array([3.0, 0.5, 0.5]))  # camera on the +x side, facing only +x
     # the -x face's centre turns away; corners 0-3 (x = 0) touch only the -x face and the four
     # sides, which are seen edge-on (n . (c - m) = 0: not facing), so they go too; corners 4-7 and
     # the +x centre stay, and so does the vertex in no triangle
     np.testing.assert_array_equal(facing, [False] * 4 + [True] * 4 + [False, True, True])
-    facing = back.facing_vertices(np.array([3.0, 3.0, 0.5]))  # +x and +y faces visible
+    facing = back.facing(np.arange(11), np.array([3.0, 3.0, 0.5]))  # +x and +y faces visible
     assert facing[[2, 3]].all() and not facing[[0, 1, 8]].any()
-    flipped = BackFaces(xyz, faces[:, [0, 2, 1]]).facing_vertices(np.array([3.0, 0.5, 0.5]))
-    assert flipped[8] and not flipped[9]  # reversed winding inverts the test (the stage guards against it)
+    flipped = BackFaces(xyz, faces[:, [0, 2, 1]]).facing(np.array([8, 9, 9, 8]), np.array([3.0, 0.5, 0.5]))
+    np.testing.assert_array_equal(flipped, [True, False, False, True])  # reversed winding inverts the test (the stage guards against it)
 
 
 def test_drop_back_faces_keeps_csr_consistent():
