@@ -4,7 +4,7 @@ Object frame: metres, origin at floor level under the centre of the footprint, x
 object, y from its back (-y, the side that goes against a wall) to its front (+y), z up.
 Sizes are drawn from plausible ranges. Faces entirely covered by another part or the floor are
 marked hidden (never tessellated: no real mesh has vertices there); partly covered faces are
-kept. Face numbers as in
+kept, less their covered part (:mod:`pipeline.demo.mesh`). Face numbers as in
 :mod:`pipeline.demo.boxes` (0 -x, 1 +x, 2 -y, 3 +y, 4 bottom, 5 top).
 """
 
