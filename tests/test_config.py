@@ -68,3 +68,16 @@ def test_scannet_preset_selects_real_models_and_full_networks():
     defaults = validate({})["train"]
     assert config["train"]["data"] == defaults["data"]
     assert config["train"]["stage1"]["steps"] == defaults["stage1"]["steps"]
+
+
+def test_several_config_files_merge_in_order(tmp_path):
+    """``load_config([a, b])`` merges like Snakemake's --configfile over config.yaml: later wins, key by key."""
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    a.write_text("dataset: {frame_skip: 5, working_size: [320, 240]}\n")
+    b.write_text("dataset: {frame_skip: 7}\n")
+    config = load_config([a, b])
+    assert config["dataset"]["frame_skip"] == 7
+    assert config["dataset"]["working_size"] == [320, 240]
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_config([a, tmp_path / "missing.yaml"])
