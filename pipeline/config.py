@@ -12,7 +12,7 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pipeline.errors import UserError
 
@@ -88,17 +88,21 @@ def validate(config: Mapping[str, Any], schema: str = "config") -> dict[str, Any
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Read a YAML config (or start empty), deep-merge ``overrides``, validate, fill defaults."""
+def load_config(
+    path: str | Path | Sequence[str | Path] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Read YAML config file(s), deep-merge them in order (as Snakemake merges ``--configfile``
+    over ``config.yaml``) and then ``overrides``; validate and fill defaults."""
+    paths = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
     data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        loaded = _load_yaml(path)
+    for item in paths:
+        item = Path(item)
+        if not item.is_file():
+            raise ConfigError(f"{item}: config file not found")
+        loaded = _load_yaml(item)
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-        data = loaded or {}
+            raise ConfigError(f"{item}: top level must be a mapping")
+        data = deep_merge(data, loaded or {})
     if overrides:
         data = deep_merge(data, overrides)
     return validate(data)

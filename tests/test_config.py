@@ -50,3 +50,34 @@ def test_shipped_configs_validate_like_snakemake(path):
 def test_hash_is_order_independent():
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_scannet_preset_selects_real_models_and_full_networks():
+    """The ScanNet preset, merged over config.yaml as Snakemake merges --configfile, must reset
+    every demo-only choice: simulated backends, the generated dataset, the tiny networks."""
+    from pipeline.config import deep_merge
+
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    preset = yaml.safe_load((REPO / "workflow" / "configs" / "scannet.yaml").read_text())
+    config = validate(deep_merge(base, preset))
+    assert config["dataset"]["demo"]["enabled"] is False
+    assert config["clip"]["backend"] == "open_clip" and config["clip"]["checkpoint"]
+    assert config["sam"]["backend"] == "segment_anything" and config["sam"]["model_type"] == "vit_h"
+    assert not config["clip"]["random_init"] and not config["sam"]["random_init"]
+    assert config["train"]["net2d"]["backbone"] == "resnet50" and config["train"]["net3d"]["size"] == "full"
+    defaults = validate({})["train"]
+    assert config["train"]["data"] == defaults["data"]
+    assert config["train"]["stage1"]["steps"] == defaults["stage1"]["steps"]
+
+
+def test_several_config_files_merge_in_order(tmp_path):
+    """``load_config([a, b])`` merges like Snakemake's --configfile over config.yaml: later wins, key by key."""
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    a.write_text("dataset: {frame_skip: 5, working_size: [320, 240]}\n")
+    b.write_text("dataset: {frame_skip: 7}\n")
+    config = load_config([a, b])
+    assert config["dataset"]["frame_skip"] == 7
+    assert config["dataset"]["working_size"] == [320, 240]
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_config([a, tmp_path / "missing.yaml"])

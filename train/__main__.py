@@ -29,7 +29,9 @@ STORE_ROLES_HELP = {
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config file (e.g. config.yaml); validated, defaults filled")
+    parser.add_argument("--config", nargs="+", metavar="YAML",
+                        help="YAML config file(s), merged in order like Snakemake's --configfile over config.yaml "
+                        "(e.g. --config config.yaml workflow/configs/demo_learning.yaml); validated, defaults filled")
     parser.add_argument("--options", help="JSON object of config sections (what the Snakemake rules pass); wins over --config")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
@@ -169,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     ab = sub.add_parser("ablation", help="run the ablation presets over several seeds and tabulate mean and spread",
                         description="For each preset (workflow/configs/ablation/*.yaml) and seed: stage 1, predict, stage 2 "
                         "when the preset enables it, evaluate; then one table (2D and 3D mIoU, mean and spread over seeds).")
-    ab.add_argument("--config", help="base YAML config (e.g. workflow/configs/demo_learning.yaml)")
+    ab.add_argument("--config", nargs="+", metavar="YAML",
+                    help="base YAML config file(s), merged in order "
+                    "(e.g. --config config.yaml workflow/configs/demo_learning.yaml)")
     ab.add_argument("--presets", nargs="+", required=True, help="preset YAML files applied on top of the base config, one row each")
     ab.add_argument("--results", required=True, help="results folder holding the pipeline's stores (<results>/<stage>/<shard>.zarr)")
     ab.add_argument("--out", required=True, help="output folder (runs, table.md, table.json)")

@@ -101,7 +101,7 @@ def _stats(values: list[float]) -> dict:
 
 
 def run_ablation(
-    base_config: str | None,
+    base_config: str | Sequence[str] | None,
     presets: Sequence[str],
     results: str,
     out: str,

@@ -9,7 +9,7 @@ the Snakemake rules (``--options``) or read a YAML file by hand (``--config``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pipeline.errors import UserError
 
@@ -176,8 +176,8 @@ def train_config(config: Mapping[str, Any]) -> TrainConfig:
     )
 
 
-def load_options(config_path: str | None, options_json: str | None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The validated full config from a YAML file and/or a JSON object of sections (JSON wins)."""
+def load_options(config_path: str | Sequence[str] | None, options_json: str | None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The validated full config from YAML file(s) merged in order and/or a JSON object of sections (JSON wins)."""
     from pipeline.config import deep_merge, load_config, parse_options
 
     extra = parse_options(options_json) if options_json else {}
