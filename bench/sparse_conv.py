@@ -10,7 +10,7 @@ the backends, and the median over all timed steps is reported.
 
     PYTHONPATH=. python bench/sparse_conv.py [--threads 2] [--steps 5] [--rounds 2]
 
-On a machine shared with other jobs, also set OMP_WAIT_POLICY=PASSIVE (see docs/benchmarks/sparse.md):
+On a machine shared with other jobs, also set OMP_WAIT_POLICY=PASSIVE (see docs/benchmarks.md):
 spinning OpenMP threads then steal the cores the working threads need.
 """
 

@@ -137,7 +137,7 @@ CLIP = StageSpec(
 
 SAM = StageSpec(
     "sam",
-    "SAM automatic masks, segment-id maps and encoder feature maps per view (docs/data-layout/sam.md).",
+    "SAM automatic masks, segment-id maps and encoder feature maps per view (docs/data-layout.md).",
     (
         _a("views/mask_offsets", "int64", "view+1", "masks of view i are masks[off[i]:off[i+1]]"),
         _a("masks/rle_offsets", "int64", "mask+1", "mask m's run lengths are masks/rle[off[m]:off[m+1]]"),
@@ -182,7 +182,7 @@ POINTS = StageSpec(
 
 PREDICTIONS = StageSpec(
     "predictions",
-    "Frozen stage-1 network predictions (SAM-refined), the stage-2 self/cross-training targets (docs/data-layout/predictions.md).",
+    "Frozen stage-1 network predictions (SAM-refined), the stage-2 self/cross-training targets (docs/data-layout.md).",
     (
         _a("views/label", "uint8", "view,Hl,Wl", "2D network prediction per pixel, refined by SAM segments"),
         _a("views/label_raw", "uint8", "view,Hl,Wl", "2D network prediction per pixel, unrefined", required=False),

@@ -39,7 +39,7 @@ def test_default_noise_lands_in_the_intended_miou_range_on_demo_scenes(tmp_path)
     """Generated demo scenes (the real ScanNet file format), prepared, simulated: mIoU ~20-25.
 
     Three small scenes vary more than the full demo (6 scenes x 12 views: 19-25 over seeds,
-    mean 22, docs/benchmarks/clip.md), hence the wider bounds.
+    mean 22, docs/benchmarks.md), hence the wider bounds.
     """
     from pipeline.clip.stage import run_clip_stage, view_ground_truth_lut
     from pipeline.config import validate

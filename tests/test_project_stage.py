@@ -54,7 +54,7 @@ def test_visibility_and_labels_match_the_generator(demo, tmp_path):
     out = project_shard(prepared, clip, refined, tmp_path / "points.zarr", {}, threads=2)
     m = _metrics(root, prepared, out)
     # Issue 4 asks recall >= 0.99, false positives <= 0.01, labels >= 0.99. Measured on this scene
-    # (docs/benchmarks/project.md): recall 0.994, false positives 0.069 of the truly visible, labels
+    # (docs/benchmarks.md): recall 0.994, false positives 0.069 of the truly visible, labels
     # 0.982. The false positives are hidden vertices within a depth pixel of a silhouette, mostly
     # the outer row of a face turned away from the camera, 0.5-2 cm behind the edge (the mesh keeps
     # vertices 1 cm off every edge), next to a bevel triangle that faces the camera, so the

@@ -191,7 +191,7 @@ def test_autocast_bf16_runs_and_keeps_fp32_weight_gradients() -> None:
 
 
 def test_kernel_offset_order_is_minkowskiengines() -> None:
-    """x fastest, z slowest (measured on MinkowskiEngine 0.5.4; see docs/method/sparse.md)."""
+    """x fastest, z slowest (measured on MinkowskiEngine 0.5.4; see docs/method.md)."""
     k3 = kernel_offsets(3).tolist()
     assert k3[:4] == [[-1, -1, -1], [0, -1, -1], [1, -1, -1], [-1, 0, -1]]
     assert k3[13] == [0, 0, 0] and k3[-1] == [1, 1, 1]

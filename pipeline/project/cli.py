@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "pixel of the label maps (colour intrinsics scaled to their resolution). Writes one points "
             "store: per point the multi-view majority of the SAM-refined labels and of the raw CLIP "
             "labels, vote count, agreement and a seen flag (unseen points are kept, label 255); per view "
-            "the pixel<->point pairs. See docs/method/project.md. The store appears only when complete."
+            "the pixel<->point pairs. See docs/method.md. The store appears only when complete."
         ),
     )
     parser.add_argument("--prepared", required=True, help="prepared store of the shard (<results>/prepared/<shard>.zarr)")

@@ -33,7 +33,7 @@ How it runs
 * Float32 decides exactly as float64 would: every pair whose float32 quantities lie within a
   proven error bound of a decision boundary (pixel rounding, image edges, ``z`` limits, the
   occlusion threshold) is *uncertain* and re-decided by :func:`reference_pairs` in float64. The
-  bounds are per-view constants (:func:`guard_bands`); docs/method/project.md derives them.
+  bounds are per-view constants (:func:`guard_bands`); docs/method.md derives them.
 """
 
 from __future__ import annotations
@@ -333,7 +333,7 @@ def guard_bands(blocks: PointBlocks, cams: Cameras) -> dict[str, np.ndarray]:
 
     ``label`` / ``depth``: pixel units, bound on ``|u32 - u|`` and ``|v32 - v|`` for points near
     the image; ``z``: metres, bound on ``|z32 - z|``; ``occ``: metres, bound on the error of
-    ``|z - d| - tolerance``. See docs/method/project.md for the derivation.
+    ``|z - d| - tolerance``. See docs/method.md for the derivation.
     """
     corners = np.array([[x, y, z] for x in (blocks.lo[0], blocks.hi[0]) for y in (blocks.lo[1], blocks.hi[1]) for z in (blocks.lo[2], blocks.hi[2])])
     dist = np.linalg.norm(corners[None, :, :] - cams.poses[:, None, :3, 3], axis=2).max(axis=1)  # (V,)

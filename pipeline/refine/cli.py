@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "For every view of a shard, each SAM mask takes the majority CLIP label of its pixels and "
             "gives it to all of them; overlapping masks are resolved by the nesting order; pixels in no "
             "mask keep their CLIP label. Writes one refine store with the labels in the configured order "
-            "(views/label) and in the other one (views/label_alt). See docs/method/refine.md. The store "
+            "(views/label) and in the other one (views/label_alt). See docs/method.md. The store "
             "appears only when complete."
         ),
     )

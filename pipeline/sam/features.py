@@ -1,6 +1,6 @@
 """SAM feature maps: valid region, compact storage and decoding (numpy only; the trainer imports it).
 
-Storage (decided by measurement, see ``docs/method/sam.md``): the valid region of the 256-d
+Storage (decided by measurement, see ``docs/method.md``): the valid region of the 256-d
 embedding (Hc x Wc cells, :func:`pipeline.camera.sam_valid_grid`) is projected on a per-store PCA
 basis of ``C`` channels (``_store/feature_basis`` (C, 256), ``_store/feature_mean`` (256,)),
 and each cell's C coefficients are quantised to int8 with one float16 scale per cell

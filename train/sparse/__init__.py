@@ -1,4 +1,4 @@
-"""Sparse 3D convolution behind a small interface of ours (see docs/method/sparse.md).
+"""Sparse 3D convolution behind a small interface of ours (see docs/method.md).
 
 Public API:
 - :class:`SparseTensor`, :class:`CoordinateSet`, :func:`cat` — the torch backend's tensor.

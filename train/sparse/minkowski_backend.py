@@ -2,7 +2,7 @@
 
 MinkowskiEngine 0.5.4 is unmaintained since 2023. Importing it on Python >= 3.10 needs the alias
 ``collections.Sequence = collections.abc.Sequence`` first; this module is the one place that sets
-it. Install: ``.ci/install_minkowski.sh`` (CPU build); CUDA users see docs/method/sparse.md.
+it. Install: ``.ci/install_minkowski.sh`` (CPU build); CUDA users see docs/method.md.
 """
 
 from __future__ import annotations

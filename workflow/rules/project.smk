@@ -1,4 +1,4 @@
-# project: points <-> pixels of every view; per-point majority labels and the pairs (docs/method/project.md).
+# project: points <-> pixels of every view; per-point majority labels and the pairs (docs/method.md).
 
 
 rule project_shard:

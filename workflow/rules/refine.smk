@@ -1,4 +1,4 @@
-# refine: CLIP labels max-voted inside SAM masks, one store per shard (docs/method/refine.md).
+# refine: CLIP labels max-voted inside SAM masks, one store per shard (docs/method.md).
 
 
 rule refine_shard:

@@ -1,6 +1,6 @@
 # Training (python -m train): stage 1 over every training shard, the stage-1 networks'
 # predictions per shard, stage 2 from stage 1, and the evaluation of both stages' final
-# checkpoints. Stores are read only through the paths below; see docs/method/train.md.
+# checkpoints. Stores are read only through the paths below; see docs/method.md.
 #
 # A stage's output is its run folder's final.pt: periodic checkpoints beside it are not
 # outputs, so Snakemake never deletes them and a failed or killed run resumes where it stopped.
