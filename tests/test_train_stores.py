@@ -111,3 +111,16 @@ def test_cli_prints_one_line_and_exits_2(synthetic, tmp_path, capsys):
                  "--points", *s["points"], "--sam", str(tmp_path / "nowhere.zarr")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "nowhere.zarr" in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_image_per_step_is_a_config_error():
+    """DeepLabV3's image-pooling batch norm needs 2+ images per step: say so before training."""
+    import pytest
+
+    from pipeline.config import validate
+    from pipeline.errors import UserError
+    from train.config import train_config
+
+    with pytest.raises(UserError, match="train.data.batch_size x train.data.views_per_sample"):
+        train_config(validate({"train": {"data": {"batch_size": 1, "views_per_sample": 1}}}))
+    assert train_config(validate({"train": {"data": {"batch_size": 1, "views_per_sample": 2}}})).data.batch_size == 1

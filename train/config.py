@@ -151,6 +151,11 @@ def train_config(config: Mapping[str, Any]) -> TrainConfig:
     """Build a :class:`TrainConfig` from a validated config (needs ``train`` and ``vocabulary``)."""
     section = dict(config["train"])
     data = dict(section["data"])
+    if data["batch_size"] * data["views_per_sample"] < 2:
+        # DeepLabV3's image-pooling branch batch-normalises one value per channel per image:
+        # with a single image per step, batch norm in training mode has nothing to normalise.
+        raise UserError("config keys train.data.batch_size x train.data.views_per_sample: DeepLabV3 trains on at "
+                        "least 2 images per step (its image-pooling batch norm); raise either to make it >= 2")
     data["crop_size"] = tuple(data["crop_size"])
     data["scale"] = tuple(data["scale"])
     net3d = dict(section["net3d"])
