@@ -94,3 +94,19 @@ def assert_masks_match(ours: np.ndarray, official: np.ndarray, min_iou: float = 
         iou = mask_iou(ours[best], ref)
         assert iou >= min_iou, f"best match IoU {iou:.4f} < {min_iou}"
         free.remove(best)
+
+
+def official_masks(sam, image: np.ndarray, **amg):
+    """The official ``SamAutomaticMaskGenerator``'s masks (N, H, W) bool and its records."""
+    from segment_anything import SamAutomaticMaskGenerator
+
+    records = SamAutomaticMaskGenerator(sam, output_mode="binary_mask", **amg).generate(image)
+    return np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, *image.shape[:2]), bool), records
+
+
+def one_pass_masks(sam, images, encoder_batch: int = 1, **amg):
+    """Our one-pass generator and its per-view outputs for ``images``."""
+    from pipeline.sam.generator import OnePassMaskGenerator
+
+    gen = OnePassMaskGenerator(sam, amg)
+    return gen, list(gen.generate_views(images, encoder_batch))

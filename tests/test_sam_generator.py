@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from sam_fixtures import TINY_AMG, assert_masks_match, scene, tiny_sam
-from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+from sam_fixtures import TINY_AMG, assert_masks_match, official_masks, one_pass_masks, scene, tiny_sam
+from segment_anything import SamPredictor
 
 from pipeline.sam.generator import OnePassMaskGenerator, records_to_arrays
 
@@ -15,24 +15,13 @@ def sam():
     return tiny_sam(seed=0)
 
 
-def _official(sam, image, **amg):
-    records = SamAutomaticMaskGenerator(sam, output_mode="binary_mask", **amg).generate(image)
-    return np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, *image.shape[:2]), bool), records
-
-
-def _ours(sam, images, encoder_batch=1, **amg):
-    gen = OnePassMaskGenerator(sam, amg)
-    out = list(gen.generate_views(images, encoder_batch))
-    return gen, out
-
-
 def test_masks_equal_official_with_one_encoder_pass(sam):
     images = [scene(0)[0], scene(3)[0]]
-    gen, out = _ours(sam, images, **TINY_AMG)
+    gen, out = one_pass_masks(sam, images, **TINY_AMG)
     assert gen.predictor.encoder_passes == len(images), "one encoder pass per view (crop layers 0)"
     total = 0
     for image, (records, embedding) in zip(images, out):
-        official, official_records = _official(sam, image, **TINY_AMG)
+        official, official_records = official_masks(sam, image, **TINY_AMG)
         ours, iou, stability = records_to_arrays(records, image.shape[:2])
         assert_masks_match(ours, official)
         total += len(ours)
@@ -45,22 +34,22 @@ def test_masks_equal_official_with_one_encoder_pass(sam):
     assert total > 1, "the thresholds must yield masks on the tiny random model"
 
 
-def test_point_batching_matches_official(sam):
+def test_point_batching_matchesofficial_masks(sam):
     """16 prompts in batches of 5 (the last one partial) give the official result for that batching."""
     image = scene(0)[0]
     amg = {**TINY_AMG, "points_per_side": 4, "points_per_batch": 5}
-    _, [(records, _)] = _ours(sam, [image], **amg)
-    official, _ = _official(sam, image, **amg)
+    _, [(records, _)] = one_pass_masks(sam, [image], **amg)
+    official, _ = official_masks(sam, image, **amg)
     assert len(official) > 0
     assert_masks_match(records_to_arrays(records, image.shape[:2])[0], official)
 
 
-def test_small_region_removal_matches_official(sam):
+def test_small_region_removal_matchesofficial_masks(sam):
     pytest.importorskip("cv2")
     image = scene(0)[0]
     amg = {**TINY_AMG, "min_mask_region_area": 30}
-    _, [(records, _)] = _ours(sam, [image], **amg)
-    official, _ = _official(sam, image, **amg)
+    _, [(records, _)] = one_pass_masks(sam, [image], **amg)
+    official, _ = official_masks(sam, image, **amg)
     assert len(official) > 0
     assert_masks_match(records_to_arrays(records, image.shape[:2])[0], official)
 

@@ -1,13 +1,12 @@
 """Crop layers and encoder batching of the one-pass generator, against the official generator."""
 
-import numpy as np
 import pytest
 import torch
-from sam_fixtures import TINY_AMG, assert_masks_match, scene, tiny_sam
-from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+from sam_fixtures import TINY_AMG, assert_masks_match, official_masks, one_pass_masks, scene, tiny_sam
+from segment_anything import SamPredictor
 from segment_anything import automatic_mask_generator as amg_module
 
-from pipeline.sam.generator import OnePassMaskGenerator, records_to_arrays
+from pipeline.sam.generator import records_to_arrays
 
 
 @pytest.fixture(scope="module")
@@ -16,23 +15,12 @@ def sam():
     return tiny_sam(seed=0)
 
 
-def _official(sam, image, **amg):
-    records = SamAutomaticMaskGenerator(sam, output_mode="binary_mask", **amg).generate(image)
-    return np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, *image.shape[:2]), bool), records
-
-
-def _ours(sam, images, encoder_batch=1, **amg):
-    gen = OnePassMaskGenerator(sam, amg)
-    out = list(gen.generate_views(images, encoder_batch))
-    return gen, out
-
-
-def test_crop_layers_match_official(sam):
+def test_crop_layers_matchofficial_masks(sam):
     image = scene(5, h=120, w=160)[0]
     amg = {**TINY_AMG, "crop_n_layers": 1, "crop_n_points_downscale_factor": 2}
-    gen, [(records, embedding)] = _ours(sam, [image], **amg)
+    gen, [(records, embedding)] = one_pass_masks(sam, [image], **amg)
     assert gen.predictor.encoder_passes == 1 + 4, "full image once (shared with features) + 4 crops"
-    official, _ = _official(sam, image, **amg)
+    official, _ = official_masks(sam, image, **amg)
     assert len(official) > 0
     assert_masks_match(records_to_arrays(records, image.shape[:2])[0], official)
     predictor = SamPredictor(sam)
@@ -46,8 +34,8 @@ def test_crop_masks_match_official_when_crops_keep_masks(sam, monkeypatch):
     monkeypatch.setattr(amg_module, "is_box_near_crop_edge", lambda boxes, *a, **k: torch.zeros(len(boxes), dtype=torch.bool))
     image = scene(5, h=120, w=160)[0]
     amg = {**TINY_AMG, "crop_n_layers": 1, "crop_n_points_downscale_factor": 2}
-    _, [(records, _)] = _ours(sam, [image], **amg)
-    official, official_records = _official(sam, image, **amg)
+    _, [(records, _)] = one_pass_masks(sam, [image], **amg)
+    official, official_records = official_masks(sam, image, **amg)
     crops = {tuple(r["crop_box"]) for r in official_records}
     assert len(crops) > 1, "masks from crops must be present"
     assert_masks_match(records_to_arrays(records, image.shape[:2])[0], official)
@@ -57,8 +45,8 @@ def test_crop_masks_match_official_when_crops_keep_masks(sam, monkeypatch):
 def test_encoder_batch_gives_the_same_masks(sam):
     images = [scene(0)[0], scene(4)[0]]
     amg = {**TINY_AMG, "points_per_side": 4}
-    gen1, single = _ours(sam, images, **amg)
-    gen2, batched = _ours(sam, images, encoder_batch=2, **amg)
+    gen1, single = one_pass_masks(sam, images, **amg)
+    gen2, batched = one_pass_masks(sam, images, encoder_batch=2, **amg)
     assert gen2.predictor.encoder_passes == 1
     for image, (r1, e1), (r3, e3) in zip(images, single, batched):
         torch.testing.assert_close(e1, e3, rtol=1e-4, atol=1e-4)

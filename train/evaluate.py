@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import torch
 
 from pipeline.atomic import atomic_write_text
 from pipeline.images import read_view_images, resize_labels
 from pipeline.layout import StoreError, StoreReader
 from pipeline.vocab import IGNORE, benchmark, prepared_ground_truth_luts
 from train.data.stores import check_vocabulary
-from train.engine.checkpoint import load_checkpoint, networks_from_checkpoint
+from train.engine.checkpoint import load_for_inference
 from train.export import write_benchmark_labels, write_prediction_ply
 from train.inference import predict_points, predict_views
 from train.metrics import confusion, markdown_table, summary
@@ -63,13 +62,7 @@ def evaluate(
     Writes the outputs into ``out`` and returns the metrics dict."""
     from tqdm import tqdm
 
-    if threads > 0:
-        torch.set_num_threads(threads)
-    dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-    state = load_checkpoint(checkpoint)
-    net2d, net3d, meta = networks_from_checkpoint(state)
-    net2d.to(dev)
-    net3d.to(dev)
+    net2d, net3d, meta, dev = load_for_inference(checkpoint, device, threads)
     bench = benchmark(meta["benchmark"])
     k = bench.n_classes
     out = Path(out)
@@ -130,7 +123,7 @@ def evaluate(
     names = list(bench.class_names)
     results = {key: summary(c, names) for key, c in conf.items() if c.sum() > 0}
     metrics = {
-        "checkpoint": {"path": str(checkpoint), "stage": meta["stage"], "step": int(state["step"]), "final": Path(checkpoint).name == "final.pt"},
+        "checkpoint": {"path": str(checkpoint), "stage": meta["stage"], "step": meta["step"], "final": Path(checkpoint).name == "final.pt"},
         "benchmark": bench.name,
         "splits": sorted(s for s in splits if s),
         "samples": n_samples,
@@ -147,7 +140,7 @@ def evaluate(
               "2d": "2D network", "pseudo2d": "2D pseudo-labels (labelled only)", "pseudo2d_all": "2D pseudo-labels (all)"}
     rows = {labels[key]: res for key, res in results.items()}
     text = (
-        f"# Evaluation: {meta['stage']} final checkpoint (step {int(state['step'])})\n\n"
+        f"# Evaluation: {meta['stage']} final checkpoint (step {meta['step']})\n\n"
         f"Splits {metrics['splits']}, {n_samples} samples, {n_views_gt} views with ground truth; transductive: "
         f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n\n" + markdown_table(rows, names)
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from pipeline.layout import StoreReader, StoreWriter
 from pipeline.vocab import IGNORE, benchmark
 from train.data.pairs import expand_view_offsets
 from train.data.stores import check_vocabulary
-from train.engine.checkpoint import load_checkpoint, networks_from_checkpoint
+from train.engine.checkpoint import load_for_inference
 from train.inference import majority, predict_points, predict_views
 from train.segment_vote import segment_vote_np
 
@@ -86,19 +86,13 @@ def predict_shard(
     """Write the ``predictions`` store ``out`` for one shard (``stores``: prepared, sam, points)."""
     from tqdm import tqdm
 
-    if threads > 0:
-        torch.set_num_threads(threads)
-    dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-    state = load_checkpoint(checkpoint)
-    net2d, net3d, meta = networks_from_checkpoint(state)
-    net2d.to(dev)
-    net3d.to(dev)
+    net2d, net3d, meta, dev = load_for_inference(checkpoint, device, threads)
     bench = benchmark(meta["benchmark"])
     readers = {role: StoreReader(stores[role], stage) for role, stage in (("prepared", "prepare"), ("sam", "sam"), ("points", "points"))}
     check_vocabulary(readers["points"], bench)
     attrs = {
         "vocabulary": {"benchmark": bench.name, "class_names": list(bench.class_names)},
-        "checkpoint": {"path": str(checkpoint), "sha256": file_sha256(checkpoint), "stage": meta["stage"], "step": int(state["step"])},
+        "checkpoint": {"path": str(checkpoint), "sha256": file_sha256(checkpoint), "stage": meta["stage"], "step": meta["step"]},
         "refine": refine,
         "transductive": meta.get("transductive", False),
         "stores": {role: str(r.path) for role, r in readers.items()},

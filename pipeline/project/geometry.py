@@ -45,8 +45,6 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.camera import invert_rigid
-
 OCCLUSION_MODES: tuple[str, ...] = ("relative", "absolute")
 EPS32: float = 2.0**-24
 """Unit roundoff of float32."""

@@ -97,3 +97,15 @@ def networks_from_checkpoint(state: dict[str, Any]):
     net2d.load_state_dict(state["model2d"])
     net3d.load_state_dict(state["model3d"])
     return net2d.eval(), net3d.eval(), meta
+
+
+def load_for_inference(checkpoint: str | Path, device: str = "auto", threads: int = 0):
+    """(net2d, net3d, meta, torch.device): a checkpoint's networks in eval mode on ``device``
+    (``auto``/``cuda`` = CUDA when available, else CPU), ``meta`` with the checkpoint's ``step``;
+    ``threads > 0`` sets torch's CPU threads."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    state = load_checkpoint(checkpoint)
+    net2d, net3d, meta = networks_from_checkpoint(state)
+    return net2d.to(dev), net3d.to(dev), {**meta, "step": int(state["step"])}, dev
