@@ -7,47 +7,22 @@ recomputes exactly that shard, bad config and bad input give clear errors and no
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from workflow_helpers import snakemake_command, snakemake_env, tiny_demo_config
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "results": "results",
-    "dataset": {
-        "root": "results/data",
-        "shards": {"train": 2, "val": 1},
-        "frame_skip": 1,
-        "working_size": [96, 72],
-        "demo": {
-            "enabled": True,
-            "num_scenes": 4,
-            "num_val": 1,
-            "views": 4,
-            "color_size": [162, 121],
-            "depth_size": [80, 60],
-            "vertex_spacing": 0.25,
-            "defects": True,
-        },
-    },
-}
+TINY = tiny_demo_config(num_scenes=4, views=4)
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config or TINY))
-    cmd = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(cfg), "--cores", "2", *args,
-    ]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = snakemake_command(workdir, config or TINY, *args)
+    env = snakemake_env()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")

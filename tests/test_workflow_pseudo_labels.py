@@ -7,42 +7,25 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from workflow_helpers import snakemake_command, snakemake_env, tiny_demo_config
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "results": "results",
-    "dataset": {
-        "root": "results/data",
-        "shards": {"train": 2, "val": 1},
-        "frame_skip": 1,
-        "working_size": [96, 72],
-        "demo": {"enabled": True, "num_scenes": 3, "num_val": 1, "views": 5, "color_size": [162, 121],
-                 "depth_size": [80, 60], "vertex_spacing": 0.25, "defects": True},
-    },
-    "clip": {"backend": "simulated"},
-    "sam": {"backend": "simulated"},
-    "report": {"overlays": 1},
-}
+TINY = tiny_demo_config(num_scenes=3, views=5, clip={"backend": "simulated"}, sam={"backend": "simulated"}, report={"overlays": 1})
 STAGES = ("prepared", "clip", "sam", "refined", "points")
 
 
 def command(workdir: Path, *args: str) -> list[str]:
-    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    return snakemake_command(workdir, TINY, *args)
 
 
 def env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(REPO))
+    return snakemake_env()
 
 
 def snakemake(workdir: Path, *args: str) -> str:
