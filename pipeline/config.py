@@ -140,3 +140,21 @@ def parse_options(text: str | None, what: str = "--options") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{what}: must be a JSON object")
     return value
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[2, 3]"]`` → ``{"a": {"b": 1}, "c": [2, 3]}`` (values parsed as YAML), for
+    the command lines' ``--set KEY=VALUE``; an item without ``=`` is a :class:`ConfigError`."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out

@@ -81,3 +81,12 @@ def test_several_config_files_merge_in_order(tmp_path):
     assert config["dataset"]["working_size"] == [320, 240]
     with pytest.raises(ConfigError, match="missing.yaml"):
         load_config([a, tmp_path / "missing.yaml"])
+
+
+def test_set_overrides_parse_dotted_keys_as_yaml():
+    from pipeline.config import parse_overrides
+
+    assert parse_overrides(["train.stage1.steps=300", "train.data.crop_size=[64, 48]", "a=x"]) == {
+        "train": {"stage1": {"steps": 300}, "data": {"crop_size": [64, 48]}}, "a": "x"}
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_overrides(["train.seed"])

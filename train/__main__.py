@@ -48,22 +48,10 @@ def _store_args(parser: argparse.ArgumentParser, roles: list[str], required: lis
 
 
 def _load(args: argparse.Namespace) -> dict:
-    import yaml
-
-    from pipeline.config import ConfigError
+    from pipeline.config import parse_overrides
     from train.config import load_options
 
-    overrides: dict = {}
-    for item in args.set:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        node = overrides
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
-    return load_options(args.config, args.options, overrides)
+    return load_options(args.config, args.options, parse_overrides(args.set))
 
 
 def _stores(args: argparse.Namespace, roles: list[str]) -> dict[str, list[str]]:

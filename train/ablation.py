@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.config import deep_merge, load_config
+from pipeline.config import deep_merge, load_config, parse_overrides
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -31,20 +31,6 @@ def shard_stores(results: str | Path, splits: Sequence[str], roles: Sequence[str
     if not prepared:
         raise UserError(f"{results}/prepared: no stores of splits {list(splits)} (run `snakemake pseudo_labels` first)")
     return {role: [str(results / role / p.name) for p in prepared] for role in roles}
-
-
-def _overrides(items: Sequence[str]) -> dict:
-    import yaml
-
-    out: dict = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
-    return out
 
 
 def run_one(config: dict, results: str | Path, run_dir: Path, shared: Path, progress: bool = False) -> dict:
@@ -120,7 +106,7 @@ def run_ablation(
             preset_cfg = yaml.safe_load(handle) or {}
         per_seed = []
         for seed in seeds:
-            extra = deep_merge(deep_merge(preset_cfg, _overrides(overrides)), {"train": {"seed": int(seed)}})
+            extra = deep_merge(deep_merge(preset_cfg, parse_overrides(overrides)), {"train": {"seed": int(seed)}})
             config = load_config(base_config, extra)
             log.info("ablation row %s seed %d", name, seed)
             metrics = run_one(config, results, out_dir / "runs" / name / f"seed{seed}", out_dir / "stage1")
