@@ -418,6 +418,14 @@ class StoreReader:
     def __iter__(self) -> Iterator[str]:
         return iter(self.samples)
 
+    def require_samples(self, reference: "StoreReader", hint: str = "rerun that stage") -> None:
+        """Raise :class:`StoreError` naming this store unless it holds every sample of ``reference``
+        (stores of one shard from different stages must cover the same samples)."""
+        have = set(self.samples)
+        missing = [s for s in reference.samples if s not in have]
+        if missing:
+            raise StoreError(f"{self.path}: lacks samples {missing[:5]} of {reference.path}; {hint}")
+
     def _check_sample(self, sample_id: str) -> None:
         if sample_id not in self.samples:
             raise StoreError(f"{self.path}: no sample {sample_id!r}")

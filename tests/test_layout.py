@@ -118,3 +118,16 @@ def test_docs_describe_every_declared_array():
         assert f"`{stage.name}`" in doc, stage.name
         for spec in stage.arrays + stage.store_arrays:
             assert f"`{spec.path}`" in doc, f"{stage.name}: {spec.path} undocumented"
+
+
+def test_require_samples_names_the_store_and_the_missing_samples(tmp_path):
+    """Stores of one shard from different stages must cover the same samples."""
+    paths = {}
+    for name, samples in (("full", ["a", "b"]), ("part", ["a"])):
+        with StoreWriter(tmp_path / f"{name}.zarr", "prepare") as writer:
+            for sample in samples:
+                writer.add_sample(sample, _prepared_arrays())
+        paths[name] = StoreReader(tmp_path / f"{name}.zarr", "prepare")
+    paths["full"].require_samples(paths["part"])  # a superset is fine
+    with pytest.raises(StoreError, match=r"part\.zarr: lacks samples \['b'\] of .*full\.zarr; rerun it"):
+        paths["part"].require_samples(paths["full"], "rerun it")

@@ -150,9 +150,7 @@ def project_shard(prepared: str | Path, clip: str | Path, refined: str | Path, o
     clip_store = StoreReader(clip, "clip")
     refined_store = StoreReader(refined, "refine")
     for store in (clip_store, refined_store):
-        missing = [s for s in prep.samples if s not in store.samples]
-        if missing:
-            raise UserError(f"{store.path}: lacks samples {missing[:3]} of {prep.path}; rerun that stage")
+        store.require_samples(prep)
     attrs = {
         "shard": prep.attrs.get("shard"),
         "split": prep.attrs.get("split"),

@@ -86,9 +86,7 @@ def refine_shard(clip: str | Path, sam: str | Path, out: str | Path, options: Ma
     opts = refine_options(options)
     clip_store = StoreReader(clip, "clip")
     sam_store = StoreReader(sam, "sam")
-    missing = [s for s in clip_store.samples if s not in sam_store.samples]
-    if missing:
-        raise UserError(f"{sam_store.path}: lacks samples {missing[:3]} of {clip_store.path}; rerun the sam stage")
+    sam_store.require_samples(clip_store, "rerun the sam stage")
     attrs = {
         "shard": clip_store.attrs.get("shard"),
         "split": clip_store.attrs.get("split"),

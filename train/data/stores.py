@@ -167,9 +167,7 @@ def open_shards(
         for role, reader in opened.items():
             if role == "prepared":
                 continue
-            missing = sorted(set(shard.samples) - set(reader.samples))
-            if missing:
-                raise StoreError(f"{reader.path}: lacks samples {missing[:5]} of {shard.prepared.path}")
+            reader.require_samples(shard.prepared, f"rerun the stage that writes {role} stores")
             recorded |= check_vocabulary(reader, bench)
         for sample in shard.samples:
             _check_sample(shard, sample, list(by_role))
