@@ -8,8 +8,8 @@ Baseline (the peers' method, as OpenScene's multi-view fusion maps points to a f
 re-implemented here, not copied): for every view, a general 4x4 matrix inverse of the pose,
 all points in float64 homogeneous coordinates through it, projection into the label map and
 the depth image, occlusion test, nonzero. Same decision rule as ours (label pixel =
-floor(u + 0.5); the default 2x2 depth footprint bracketing the point, 1 cm, 4 border pixels;
-or ``--footprint nearest``: |z - d| <= 1 cm at the nearest depth pixel), so the outputs must be
+floor(u + 0.5); the default 2x2 depth footprint bracketing the point, 1 cm, 8 border pixels
+extending the edge's slope; or ``--footprint nearest``: |z - d| <= 1 cm at the nearest depth pixel), so the outputs must be
 identical.
 
 Ours: :func:`pipeline.project.geometry.visible_pairs` (block culling, float32 torch pass,
@@ -91,6 +91,8 @@ def baseline(points, cams):
     """
     import numpy as np
 
+    from pipeline.project.geometry import border_depth
+
     n_points = points.shape[0]
     width, height = cams.label_size
     dh, dw = cams.depth.shape[1:]
@@ -114,6 +116,9 @@ def baseline(points, cams):
             x, y = xd[inside_mask] + tx, yd[inside_mask] + ty
             ok = (x >= -occ.border) * (x < dw + occ.border) * (y >= -occ.border) * (y < dh + occ.border)
             d = cams.depth[v, np.clip(y, 0, dh - 1), np.clip(x, 0, dw - 1)] / cams.depth_scale
+            beyond = ok * ((x < 0) + (x >= dw) + (y < 0) + (y >= dh))  # the rule's edge extension
+            if beyond.any():
+                d[beyond] = border_depth(cams, np.full(int(beyond.sum()), v), x[beyond], y[beyond])
             ok = ok * (d > 0)
             d_min = np.where(ok, np.minimum(d_min, d), d_min)
             d_max = np.where(ok, np.maximum(d_max, d), d_max)

@@ -142,6 +142,36 @@ def test_footprint_brackets_slanted_surfaces_and_border():
         assert visible_pairs(p, Cameras(np.eye(4)[None], k[None], size, edge, narrow_k[None], 1000.0, occ)).point.size == expected
 
 
+def test_footprint_beyond_the_edge_extends_the_edge_slope():
+    """The colour camera sees a little more than the depth camera: a point on a slanted wall that
+    projects beyond the depth image is tested against the edge's depth carried on by the edge's
+    slope; an edge on a discontinuity is read flat (no wild extrapolation)."""
+    size = (12, 6)  # label map wider than the depth image
+    k = np.array([[8.0, 0, 5.5], [0, 8.0, 2.5], [0, 0, 1]])
+    narrow_k = np.array([[8.0, 0, 2.5], [0, 8.0, 2.5], [0, 0, 1]])  # depth image 6 wide: columns 0..5
+    cols = 2.0 + 0.02 * np.arange(6)  # 2 cm per column (1 % of the depth: extended)
+    depth = np.tile(np.round(cols * 1000).astype(np.uint16), (6, 1))[None]
+    # a point at depth column 7.5 (2.5 columns beyond the last, 5; label column 11): wall depth 2.15 m
+    u, z = 7.5, 2.0 + 0.02 * 7.5
+    point = np.array([[(u - 2.5) / 8.0 * z, 0.0, z]], dtype=np.float32)
+    occ = Occlusion("absolute", 0.005, footprint="bilinear", border=8)
+    cams = Cameras(np.eye(4)[None], k[None], size, depth, narrow_k[None], 1000.0, occ)
+    assert visible_pairs(point, cams).point.size == 1
+    assert reference_pairs(point, np.zeros(1, int), np.zeros(1, int), cams)[0].all()
+    flat = Cameras(np.eye(4)[None], k[None], size, depth, narrow_k[None], 1000.0, Occlusion("absolute", 0.005, border=8))
+    behind = point * np.float32((z + 0.05) / z)  # 5 cm behind the extended wall: occluded
+    assert visible_pairs(behind, flat).point.size == 0
+    # the last column 30 cm in front of its neighbour (an occluder's edge): not extended, read flat
+    jump = depth.copy()
+    jump[0, :, 5] = 1800
+    cams = Cameras(np.eye(4)[None], k[None], size, jump, narrow_k[None], 1000.0, occ)
+    on_edge = np.array([[(u - 2.5) / 8.0 * 1.8, 0.0, 1.8]], dtype=np.float32)
+    assert visible_pairs(point, cams).point.size == 0
+    assert visible_pairs(on_edge, cams).point.size == 1
+    # exact=False (float32 only) reads the edge flat: the slanted-wall point is lost there
+    assert visible_pairs(point, Cameras(np.eye(4)[None], k[None], size, depth, narrow_k[None], 1000.0, occ), exact=False).point.size == 0
+
+
 def test_culling_is_conservative_and_effective(scene):
     cams = _cams(scene)
     blocks = make_blocks(scene.points, 64)

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="{}",
         help="the `project` config section as JSON; omitted keys take the schema defaults: occlusion "
         "{mode: absolute|relative, threshold: 0.01 (m, or fraction of the depth), footprint: bilinear|nearest, "
-        "border: 4 depth pixels}, min_depth: 1.0 m (views without depth), device: auto|cpu|cuda[:N], "
+        "border: 8 depth pixels}, min_depth: 1.0 m (views without depth), device: auto|cpu|cuda[:N], "
         "chunk_pairs: null (pairs per chunk; bounds memory), block_size: 128 (points per culling block)",
     )
     parser.add_argument("--threads", type=int, default=1, help="CPU worker threads running chunks of the projection (default 1)")

@@ -14,8 +14,8 @@ For point ``p`` and view ``v`` with pose ``(R, c)`` (cam-to-world rotation, came
    scaled to the label resolution; pixel ``(floor(u + 0.5), floor(v + 0.5))`` inside the map.
 3. *RGB-D only, not occluded*: the same projection with the DEPTH intrinsics gives ``(ud, vd)``
    in the depth image. The point's *footprint* is the 2x2 depth pixels around it
-   (``floor(ud) + {0, 1}``; or the one nearest pixel ``floor(ud + 0.5)``), pixels up to
-   ``border`` beyond the edge reading the edge pixel. Footprint pixels holding a measurement
+   (``floor(ud) + {0, 1}``; or the one nearest pixel ``floor(ud + 0.5)``); pixels up to
+   ``border`` beyond the edge extend the edge linearly (:func:`border_depth`). Footprint pixels holding a measurement
    ``d > 0`` (0 = missing) must *bracket* the point: ``min d - tol <= z <= max d + tol``, with
    ``tol`` = ``threshold`` metres (absolute) or ``threshold * z`` (relative). With no measured
    footprint pixel the point is not visible. On a plane the depth at the point lies between its
@@ -53,6 +53,10 @@ GUARD_SAFETY: float = 2.0
 
 
 FOOTPRINTS: tuple[str, ...] = ("bilinear", "nearest")
+EXTRAPOLATE_MAX_SLOPE: float = 0.02
+"""Steepest depth change per pixel, as a fraction of the edge depth, that footprint pixels beyond
+the depth image's edge extend linearly (a surface up to ~80 degrees from facing the camera at
+the demo's 320-pixel depth, ~85 at 640); steeper edges (discontinuities) are read flat."""
 
 
 @dataclass(frozen=True)
@@ -62,15 +66,15 @@ class Occlusion:
     ``footprint``: the depth pixels a point is compared with: ``bilinear`` = the 2x2 pixels
     around it (``floor(u)``, ``floor(u) + 1``), ``nearest`` = the one nearest pixel
     (``floor(u + 0.5)``). ``border``: depth pixels beyond the image edge that still count,
-    reading the edge pixel (the colour field of view may be a little wider than the depth
-    one). ``threshold``: metres (``absolute``) or a fraction of the point's depth ``z``
+    extending the edge linearly (:func:`border_depth`; the colour field of view may be a
+    little wider than the depth one). ``threshold``: metres (``absolute``) or a fraction of the point's depth ``z``
     (``relative``).
     """
 
     mode: str = "absolute"
     threshold: float = 0.01
     footprint: str = "bilinear"
-    border: int = 4
+    border: int = 8
 
     def __post_init__(self) -> None:
         if self.mode not in OCCLUSION_MODES:
@@ -186,10 +190,9 @@ def reference_pairs(points: np.ndarray, view: np.ndarray, point: np.ndarray, cam
             for tx, ty in occ.taps:
                 x, y = xd + tx, yd + ty
                 ok = visible & (x >= -occ.border) & (x < dw + occ.border) & (y >= -occ.border) & (y < dh + occ.border)
-                raw = np.zeros(view.shape, dtype=np.float64)
-                raw[ok] = cams.depth[view[ok], np.clip(y[ok], 0, dh - 1).astype(np.int64), np.clip(x[ok], 0, dw - 1).astype(np.int64)]
-                ok &= raw > 0
-                d = raw / cams.depth_scale
+                d = np.zeros(view.shape, dtype=np.float64)
+                d[ok] = border_depth(cams, view[ok], x[ok].astype(np.int64), y[ok].astype(np.int64))
+                ok &= d > 0
                 d_min = np.where(ok, np.minimum(d_min, d), d_min)
                 d_max = np.where(ok, np.maximum(d_max, d), d_max)
             tol = occ.threshold * (z if occ.mode == "relative" else 1.0)
@@ -197,6 +200,33 @@ def reference_pairs(points: np.ndarray, view: np.ndarray, point: np.ndarray, cam
     pixel = np.full(view.shape, -1, dtype=np.int64)
     pixel[visible] = yl[visible].astype(np.int64) * width + xl[visible].astype(np.int64)
     return visible, pixel
+
+
+def border_depth(cams: Cameras, view: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Depth (N,) float64 in metres at depth pixel ``(x, y)`` of ``view`` (int64 arrays), pixels
+    beyond the image edge included (0 = missing).
+
+    Inside the image: the measurement. Beyond an edge by ``k`` pixels: the edge pixel's depth
+    extended linearly by the slope between the edge pixel and its inner neighbour, ``k`` times,
+    per axis, when both are measured and the slope is at most :data:`EXTRAPOLATE_MAX_SLOPE` of
+    the edge depth per pixel; otherwise the edge pixel's depth (an edge on a depth discontinuity
+    is not extended).
+    """
+    dh, dw = cams.depth.shape[1:]
+    cx, cy = np.clip(x, 0, dw - 1), np.clip(y, 0, dh - 1)
+    edge = cams.depth[view, cy, cx].astype(np.float64) / cams.depth_scale
+    out = edge.copy()
+    for k, inner in ((x - cx, (cy, np.where(x < 0, min(1, dw - 1), max(0, dw - 2)))),
+                     (y - cy, (np.where(y < 0, min(1, dh - 1), max(0, dh - 2)), cx))):
+        beyond = k != 0
+        if not beyond.any():
+            continue
+        nb = cams.depth[view[beyond], inner[0][beyond], inner[1][beyond]].astype(np.float64) / cams.depth_scale
+        e = edge[beyond]
+        slope = e - nb
+        ok = (e > 0) & (nb > 0) & (np.abs(slope) <= EXTRAPOLATE_MAX_SLOPE * e)
+        out[beyond] += np.where(ok, np.abs(k[beyond]) * slope, 0.0)
+    return np.where(edge > 0, np.maximum(out, 0.0), 0.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -518,6 +548,13 @@ def _project_rows(xp, ws: _Workspace, xyz_all, rows_block, params, base, depth_f
     not_visible = b["front"]  # front is no longer needed
     xp.not_(visible, out=not_visible)
     for name, floor_t, size in (("x", fa, dw), ("y", fb, dh)):
+        if occ.border:  # a footprint reaching beyond the image edge: the float64 rule extrapolates
+            last = size - (2 if occ.footprint == "bilinear" else 1)  # footprint inside iff 0 <= floor <= last
+            xp.sub(floor_t, last / 2, out=tmp)
+            xp.abs(tmp, out=tmp)
+            xp.gt(tmp, last / 2, out=b1)
+            xp.and_(b1, visible, out=b1)
+            xp.or_(unsure, b1, out=unsure)
         for step in range(2 if occ.footprint == "bilinear" else 1):
             coord = f[f"{name}{step}"]
             xp.add(floor_t, float(step), out=coord)
