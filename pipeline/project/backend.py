@@ -61,10 +61,6 @@ class NumpyOps:
         np.maximum(a, lo, out=out)  # np.clip goes through a slower Python wrapper
         return np.minimum(out, hi, out=out)
 
-    def cap(self, a, hi, out):
-        """``out = min(a, hi)``."""
-        return np.minimum(a, hi, out=out)
-
     def maximum(self, a, b, out):
         return np.maximum(a, b, out=out)
 
@@ -168,9 +164,6 @@ class TorchOps:
 
     def clamp(self, a, lo, hi, out):
         return self.torch.clamp(a, lo, hi, out=out)
-
-    def cap(self, a, hi, out):
-        return self.torch.clamp(a, max=hi, out=out)
 
     def maximum(self, a, b, out):
         return self.torch.maximum(a, b, out=out)

@@ -129,6 +129,8 @@ class Cameras:
             self.depth = np.asarray(self.depth)
             if self.depth.dtype != np.uint16 or self.depth.ndim != 3 or self.depth.shape[0] != n:
                 raise ValueError(f"depth must be (V, Hd, Wd) uint16, got {self.depth.dtype} {self.depth.shape}")
+            if min(self.depth.shape[1:]) < 2:
+                raise ValueError(f"depth images must be at least 2x2 pixels, got {self.depth.shape[1:]}")
             if self.depth_k is None:
                 raise ValueError("depth needs depth_k")
             self.depth_k = np.asarray(self.depth_k, dtype=np.float64)
@@ -170,7 +172,8 @@ def reference_pairs(points: np.ndarray, view: np.ndarray, point: np.ndarray, cam
     view = np.asarray(view, dtype=np.int64)
     p = np.asarray(points, dtype=np.float64)[np.asarray(point, dtype=np.int64)]
     rot = cams.poses[view, :3, :3]
-    q = np.einsum("ni,nij->nj", p - cams.poses[view, :3, 3], rot)
+    d = p - cams.poses[view, :3, 3]
+    q = d[:, 0:1] * rot[:, 0, :] + d[:, 1:2] * rot[:, 1, :] + d[:, 2:3] * rot[:, 2, :]  # R^T (p - c)
     z = q[:, 2]
     width, height = cams.label_size
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -185,16 +188,14 @@ def reference_pairs(points: np.ndarray, view: np.ndarray, point: np.ndarray, cam
             dh, dw = cams.depth.shape[1:]
             xd = np.floor(kd[:, 0, 0] * q[:, 0] / z + kd[:, 0, 2] + occ.offset)
             yd = np.floor(kd[:, 1, 1] * q[:, 1] / z + kd[:, 1, 2] + occ.offset)
-            d_min = np.full(view.shape, np.inf)
-            d_max = np.full(view.shape, -np.inf)
-            for tx, ty in occ.taps:
-                x, y = xd + tx, yd + ty
-                ok = visible & (x >= -occ.border) & (x < dw + occ.border) & (y >= -occ.border) & (y < dh + occ.border)
-                d = np.zeros(view.shape, dtype=np.float64)
-                d[ok] = border_depth(cams, view[ok], x[ok].astype(np.int64), y[ok].astype(np.int64))
-                ok &= d > 0
-                d_min = np.where(ok, np.minimum(d_min, d), d_min)
-                d_max = np.where(ok, np.maximum(d_max, d), d_max)
+            taps = np.asarray(occ.taps, dtype=np.float64)  # (T, 2): every footprint pixel at once
+            x, y = xd[None, :] + taps[:, 0:1], yd[None, :] + taps[:, 1:2]  # (T, N)
+            ok = visible[None, :] & (x >= -occ.border) & (x < dw + occ.border) & (y >= -occ.border) & (y < dh + occ.border)
+            d = np.zeros(x.shape, dtype=np.float64)
+            d[ok] = border_depth(cams, np.broadcast_to(view, x.shape)[ok], x[ok].astype(np.int64), y[ok].astype(np.int64))
+            ok &= d > 0
+            d_min = np.where(ok, d, np.inf).min(axis=0, initial=np.inf)
+            d_max = np.where(ok, d, -np.inf).max(axis=0, initial=-np.inf)
             tol = occ.threshold * (z if occ.mode == "relative" else 1.0)
             visible &= (z <= d_max + tol) & (z >= d_min - tol)  # false where no footprint pixel has depth
     pixel = np.full(view.shape, -1, dtype=np.int64)
@@ -215,9 +216,12 @@ def border_depth(cams: Cameras, view: np.ndarray, x: np.ndarray, y: np.ndarray) 
     dh, dw = cams.depth.shape[1:]
     cx, cy = np.clip(x, 0, dw - 1), np.clip(y, 0, dh - 1)
     edge = cams.depth[view, cy, cx].astype(np.float64) / cams.depth_scale
+    kx, ky = x - cx, y - cy
+    if not (kx.any() or ky.any()):
+        return edge
     out = edge.copy()
-    for k, inner in ((x - cx, (cy, np.where(x < 0, min(1, dw - 1), max(0, dw - 2)))),
-                     (y - cy, (np.where(y < 0, min(1, dh - 1), max(0, dh - 2)), cx))):
+    for k, inner in ((kx, (cy, np.where(x < 0, min(1, dw - 1), max(0, dw - 2)))),
+                     (ky, (np.where(y < 0, min(1, dh - 1), max(0, dh - 2)), cx))):
         beyond = k != 0
         if not beyond.any():
             continue
@@ -260,25 +264,30 @@ class PointBlocks:
 
 
 def _spread_bits(x: np.ndarray) -> np.ndarray:
-    """Spread the low 10 bits of ``x`` (uint64) two zeros apart (Morton interleave helper)."""
-    x = x & np.uint64(0x3FF)
-    x = (x | (x << np.uint64(16))) & np.uint64(0x030000FF)
-    x = (x | (x << np.uint64(8))) & np.uint64(0x0300F00F)
-    x = (x | (x << np.uint64(4))) & np.uint64(0x030C30C3)
-    x = (x | (x << np.uint64(2))) & np.uint64(0x09249249)
+    """Spread the low 10 bits of ``x`` (uint32) two zeros apart (Morton interleave helper)."""
+    x = x & np.uint32(0x3FF)
+    x = (x | (x << np.uint32(16))) & np.uint32(0x030000FF)
+    x = (x | (x << np.uint32(8))) & np.uint32(0x0300F00F)
+    x = (x | (x << np.uint32(4))) & np.uint32(0x030C30C3)
+    x = (x | (x << np.uint32(2))) & np.uint32(0x09249249)
     return x
 
 
 def morton_order(points: np.ndarray) -> np.ndarray:
     """Permutation (P,) int64 sorting ``points`` (P, 3) along a 3D Morton curve (1024^3 grid)."""
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.shape[0] == 0:
+    if np.shape(points)[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    lo = pts.min(axis=0)
-    span = max(float((pts.max(axis=0) - lo).max()), 1e-12)
-    q = np.clip(((pts - lo) / span * 1023.0).astype(np.int64), 0, 1023).astype(np.uint64)
-    key = _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << np.uint64(1)) | (_spread_bits(q[:, 2]) << np.uint64(2))
-    return np.argsort(key, kind="stable")
+    cols = np.ascontiguousarray(np.asarray(points).T)  # (3, P): row reductions are fast, column ones are not
+    lo = cols.min(axis=1).astype(np.float64)
+    span = max(float((cols.max(axis=1).astype(np.float64) - lo).max()), 1e-12)
+    key = np.zeros(cols.shape[1], dtype=np.uint32)
+    for axis in range(3):  # 30-bit keys: uint32 arithmetic is twice as fast as uint64
+        q = np.clip((cols[axis] - lo[axis]) * (1023.0 / span), 0, 1023).astype(np.uint32)
+        key |= _spread_bits(q) << np.uint32(axis)
+    # stable sort as two stable radix passes over 16-bit halves (numpy radix-sorts 16-bit keys):
+    # the same permutation as a stable sort of the 30-bit keys, ~6x faster
+    low = np.argsort((key & np.uint32(0xFFFF)).astype(np.uint16), kind="stable")
+    return low[np.argsort((key[low] >> np.uint32(16)).astype(np.uint16), kind="stable")]
 
 
 def make_blocks(points: np.ndarray, block_size: int = 128) -> PointBlocks:
@@ -299,13 +308,19 @@ def make_blocks(points: np.ndarray, block_size: int = 128) -> PointBlocks:
     xyz = np.full((3, n_blocks * block_size), np.nan, dtype=np.float32)
     xyz[:, :n] = pts[order].T
     xyz = xyz.reshape(3, n_blocks, block_size)
-    with np.errstate(invalid="ignore"):
-        lo_b = np.nanmin(xyz, axis=2).T.astype(np.float64) if n else np.zeros((n_blocks, 3))
-        hi_b = np.nanmax(xyz, axis=2).T.astype(np.float64) if n else np.zeros((n_blocks, 3))
+    lo_b = np.zeros((n_blocks, 3))
+    hi_b = np.zeros((n_blocks, 3))
+    full = n // block_size  # blocks without padding; the last one may hold fewer points
+    if full:
+        lo_b[:full] = xyz[:, :full].min(axis=2).T
+        hi_b[:full] = xyz[:, :full].max(axis=2).T
+    if n > full * block_size:
+        lo_b[full] = xyz[:, full, : n - full * block_size].min(axis=1)
+        hi_b[full] = xyz[:, full, : n - full * block_size].max(axis=1)
     centre = (lo_b + hi_b) / 2
     radius = np.linalg.norm(hi_b - lo_b, axis=1) / 2 * (1 + 1e-6) + 1e-6
-    lo = pts.min(axis=0).astype(np.float64) if n else np.zeros(3)
-    hi = pts.max(axis=0).astype(np.float64) if n else np.zeros(3)
+    lo = lo_b.min(axis=0) if n else np.zeros(3)
+    hi = hi_b.max(axis=0) if n else np.zeros(3)
     return PointBlocks(xyz, index, centre, radius, lo, hi)
 
 
@@ -338,12 +353,11 @@ def cull_blocks(blocks: PointBlocks, cams: Cameras, views: np.ndarray | None = N
     if views.size == 0 or blocks.n_blocks == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     poses = cams.poses[views]
-    centre_cam = np.einsum("bi,vij->vbj", blocks.centre, poses[:, :3, :3]) - np.einsum(
-        "vi,vij->vj", poses[:, :3, 3], poses[:, :3, :3]
-    )[:, None, :]
+    rot = poses[:, :3, :3]
+    centre_cam = blocks.centre @ rot - (poses[:, None, :3, 3] @ rot)  # (V, NB, 3): R^T (m - c)
     margin = blocks.radius[None, :] * (1 + 1e-6) + 1e-4
     planes = _frustum_planes(cams.label_k[views], cams.label_size)
-    dist = np.einsum("vbj,vkj->vbk", centre_cam, planes)
+    dist = centre_cam @ planes.transpose(0, 2, 1)  # (V, NB, 4)
     keep = np.all(dist >= -margin[:, :, None], axis=2)
     near = 0.0 if cams.depth is not None else cams.min_depth
     keep &= centre_cam[:, :, 2] >= near - margin
@@ -478,8 +492,8 @@ def _project_rows(xp, ws: _Workspace, xyz_all, rows_block, params, base, depth_f
     """Float32 decisions for one chunk of (view, block) rows.
 
     ``xyz_all`` (3, NB, B) float32; ``rows_block`` (R,) int64; ``params`` (R, 27) float32;
-    ``base`` (R, 1) int64 offset of each row's depth image in ``depth_flat`` ((V * Hd * Wd + 1,)
-    int16 holding the uint16 raw depth, 0 = missing, then one 0 as sentinel; None without depth;
+    ``base`` (R, 1) int64 offset of each row's depth image in ``depth_flat`` ((V * Hd * Wd,)
+    int16 holding the uint16 raw depth, 0 = missing; None without depth;
     ``wraps``: some raw values exceed 32767). Arrays of the backend ``xp``. Returns views into the
     workspace: visible (R, B) bool, uncertain (R, B) bool and the flat label pixel (R, B) float32
     (exact integers).
@@ -539,56 +553,49 @@ def _project_rows(xp, ws: _Workspace, xyz_all, rows_block, params, base, depth_f
     xp.floor(qy, out=fb)
     _mark_near_integer(xp, qx, fa, half[:, 1:2], tmp, b1, unsure)
     _mark_near_integer(xp, qy, fb, half[:, 1:2], tmp, b1, unsure)
-    # Per axis: each footprint column (row) clamped into the image, or a huge value when it lies
-    # beyond the border or the pair is already out (NaN coordinates included); rows times the
-    # width. A tap's flat index is base + row + column, capped at the sentinel after the depth
-    # images, which reads 0 like a missing measurement.
-    big = float(2 * dh * dw + 2)
-    axes = {}
+    # A footprint not wholly inside the depth image goes to the float64 rule (which extends the
+    # edge within the border and drops pixels beyond it). Every other footprint is read at fixed
+    # flat offsets from its top-left pixel, clamped into the image so that every read is safe
+    # (pairs already out, NaN coordinates included, read pixel 0 of their view).
+    ext = 1 if occ.footprint == "bilinear" else 0
     not_visible = b["front"]  # front is no longer needed
     xp.not_(visible, out=not_visible)
-    for name, floor_t, size in (("x", fa, dw), ("y", fb, dh)):
-        if occ.border:  # a footprint reaching beyond the image edge: the float64 rule extrapolates
-            last = size - (2 if occ.footprint == "bilinear" else 1)  # footprint inside iff 0 <= floor <= last
-            xp.sub(floor_t, last / 2, out=tmp)
-            xp.abs(tmp, out=tmp)
-            xp.gt(tmp, last / 2, out=b1)
-            xp.and_(b1, visible, out=b1)
-            xp.or_(unsure, b1, out=unsure)
-        for step in range(2 if occ.footprint == "bilinear" else 1):
-            coord = f[f"{name}{step}"]
-            xp.add(floor_t, float(step), out=coord)
-            xp.sub(coord, (size - 1) / 2, out=tmp)
-            xp.abs(tmp, out=tmp)
-            xp.le(tmp, (size - 1) / 2 + occ.border, out=b1)
-            xp.not_(b1, out=b1)  # beyond the border, or NaN
-            xp.or_(b1, not_visible, out=b1)
-            xp.clamp(coord, 0.0, float(size - 1), out=coord)
-            if name == "y":
-                xp.mul(coord, float(dw), out=coord)
-            xp.fill_where(coord, b1, big)
-            axes[(name, step)] = coord
+    for floor_t, size in ((fa, dw), (fb, dh)):
+        last = size - 1 - ext  # footprint inside iff 0 <= floor <= last
+        xp.sub(floor_t, last / 2, out=tmp)
+        xp.abs(tmp, out=tmp)
+        xp.gt(tmp, last / 2, out=b1)
+        xp.and_(b1, visible, out=b1)
+        xp.or_(unsure, b1, out=unsure)
+        xp.fill_where(floor_t, not_visible, 0.0)
+        xp.clamp(floor_t, 0.0, float(last), out=floor_t)
+    xp.mul(fb, float(dw), out=tmp)
+    xp.add(tmp, fa, out=tmp)
+    idx2 = xp.view(idx, (n_rows, -1))
+    xp.copy(idx2, tmp)
+    xp.add(idx2, base, out=idx2)
     d_min, d_max, d = dx, dy, qx  # x / z, y / z and the coordinates are no longer needed
     xp.fill(d_min, math.inf)
     xp.fill(d_max, 0.0)
-    sentinel = depth_flat.shape[0] - 1
-    idx2 = xp.view(idx, (n_rows, -1))
+    offset = 0
     for tx, ty in occ.taps:
-        xp.add(axes[("y", ty)], axes[("x", tx)], out=tmp)
-        xp.copy(idx2, tmp)
-        xp.add(idx2, base, out=idx2)
-        xp.cap(idx, sentinel, out=idx)
+        tap = ty * dw + tx
+        if tap != offset:
+            xp.add(idx, tap - offset, out=idx)
+            offset = tap
         xp.take(depth_flat, idx, out=raw)
         xp.copy(xp.view(d, (-1,)), raw)
         if wraps:  # int16 bits of values above 32767 m / depth_scale
             xp.remainder(d, 65536.0, out=d)
-        xp.mul(d, 1.0 / cams.depth_scale, out=d)
-        # missing (0, and the sentinel) counts as 0 for the maximum and as +inf for the minimum:
-        # with no measurement, max d = 0 and min d = +inf, so m2 below fails
+        # raw units (exact in float32); missing (0) counts as 0 for the maximum and as +inf for
+        # the minimum: with no measurement, max d = 0 and min d = +inf, so m2 below fails
         xp.maximum(d_max, d, out=d_max)
         xp.le(d, 0.0, out=b1)
         xp.fill_where(d, b1, math.inf)
         xp.minimum(d_min, d, out=d_min)
+    # to metres once: rounding is monotonic, so this equals converting every tap first
+    xp.mul(d_max, 1.0 / cams.depth_scale, out=d_max)
+    xp.mul(d_min, 1.0 / cams.depth_scale, out=d_min)
     thr = occ.threshold
     # m1 = z - (max d + tol) <= 0 and m2 = (min d - tol) - z <= 0 (+inf without a measurement)
     if occ.mode == "relative":  # tol = thr * z
@@ -655,12 +662,11 @@ class _Projector:
         self.hw_d = 0
         self.wraps = False
         if cams.depth is not None:
-            # raw depth of all views as int16 bits (torch has no uint16 arithmetic), then one 0
-            # (missing) as the sentinel; taps convert what they read to metres
+            # raw depth of all views as int16 bits (torch has no uint16 arithmetic); taps
+            # convert what they read to metres
             n, dh, dw = cams.depth.shape
             self.hw_d = dh * dw
-            depth = np.zeros(n * self.hw_d + 1, dtype=np.uint16)
-            depth[:-1] = cams.depth.reshape(-1)
+            depth = np.ascontiguousarray(cams.depth).reshape(-1)
             self.wraps = bool(depth.max(initial=0) > np.iinfo(np.int16).max)
             self.depth = xp.asarray(depth.view(np.int16))
         self.min_depth32 = float(np.float32(cams.min_depth))
