@@ -449,7 +449,7 @@ class _Workspace:
     """
 
     _FLOATS = ("dx", "dy", "dz", "qx", "qy", "qz", "fa", "fb", "tmp", "pix", "x0", "x1", "y0", "y1")
-    _BOOLS = ("front", "unsure", "visible", "b1")
+    _BOOLS = ("front", "unsure", "visible", "b1", "geo")
 
     def __init__(self, xp, rows: int, block: int) -> None:
         n = rows * block
@@ -527,6 +527,9 @@ def _project_rows(xp, ws: _Workspace, xyz_all, rows_block, params, base, depth_f
         xp.abs(qz, out=tmp)
     xp.le(tmp, col(25), out=unsure)
     xp.copy(visible, front)
+    geo = b["geo"]  # unsure z, depth pixel or footprint: the depth test's inputs are not certain
+    if cams.depth is not None:
+        xp.copy(geo, unsure)
     # label pixel: floor(u + 0.5), floor(v + 0.5)
     width, height = cams.label_size
     xp.mul(dx, col(15), out=qx)
@@ -551,8 +554,8 @@ def _project_rows(xp, ws: _Workspace, xyz_all, rows_block, params, base, depth_f
     xp.add(qy, col(22), out=qy)
     xp.floor(qx, out=fa)
     xp.floor(qy, out=fb)
-    _mark_near_integer(xp, qx, fa, half[:, 1:2], tmp, b1, unsure)
-    _mark_near_integer(xp, qy, fb, half[:, 1:2], tmp, b1, unsure)
+    _mark_near_integer(xp, qx, fa, half[:, 1:2], tmp, b1, geo)
+    _mark_near_integer(xp, qy, fb, half[:, 1:2], tmp, b1, geo)
     # A footprint not wholly inside the depth image goes to the float64 rule (which extends the
     # edge within the border and drops pixels beyond it). Every other footprint is read at fixed
     # flat offsets from its top-left pixel, clamped into the image so that every read is safe
@@ -566,7 +569,7 @@ def _project_rows(xp, ws: _Workspace, xyz_all, rows_block, params, base, depth_f
         xp.abs(tmp, out=tmp)
         xp.gt(tmp, last / 2, out=b1)
         xp.and_(b1, visible, out=b1)
-        xp.or_(unsure, b1, out=unsure)
+        xp.or_(geo, b1, out=geo)
         xp.fill_where(floor_t, not_visible, 0.0)
         xp.clamp(floor_t, 0.0, float(last), out=floor_t)
     xp.mul(fb, float(dw), out=tmp)
@@ -609,6 +612,19 @@ def _project_rows(xp, ws: _Workspace, xyz_all, rows_block, params, base, depth_f
         xp.sub(d_min, qz, out=fb)
         xp.sub(fb, thr, out=fb)  # m2 = min d - thr - z
     band_o = col(26)
+    # A pair whose footprint was read for certain (visible so far, z, depth pixels and footprint
+    # certain) and that fails a margin by more than its band is certainly not visible: whatever
+    # else was uncertain about it (its label pixel) cannot matter, so it needs no re-decision.
+    fail = b["front"]  # not_visible is no longer needed
+    xp.gt(tmp, band_o, out=fail)
+    xp.gt(fb, band_o, out=b1)
+    xp.or_(fail, b1, out=fail)
+    xp.and_(fail, visible, out=fail)
+    xp.not_(geo, out=b1)
+    xp.and_(fail, b1, out=fail)
+    xp.or_(unsure, geo, out=unsure)
+    xp.not_(fail, out=fail)
+    xp.and_(unsure, fail, out=unsure)
     for margin in (tmp, fb):
         xp.abs(margin, out=fa)
         xp.le(fa, band_o, out=b1)
@@ -709,21 +725,25 @@ class _Projector:
             self.min_depth32,
             self.wraps,
         )
-        visible = xp.host(visible).copy()
-        pixel = xp.host(pixel).copy()
+        # flat views of this thread's workspace (rewritten by every chunk): re-decisions go in place
+        block = self.blocks.block_size
+        visible = xp.host(visible).reshape(-1)
+        pixel = xp.host(pixel).reshape(-1)
+        index = self.blocks.index.reshape(-1)
         n_unsure = 0
         if self.exact:
-            r_idx, s_idx = np.nonzero(xp.host(unsure))
-            if r_idx.size:
-                pts_idx = self.blocks.index[rb[r_idx], s_idx]
+            flat = np.flatnonzero(xp.host(unsure))
+            if flat.size:
+                pts_idx = index[rb[flat // block] * block + flat % block]
                 real = pts_idx >= 0
-                r_idx, s_idx, pts_idx = r_idx[real], s_idx[real], pts_idx[real]
-                n_unsure = int(r_idx.size)
-                vis_ref, pix_ref = reference_pairs(self._points64(), rv[r_idx], pts_idx, self.cams)
-                visible[r_idx, s_idx] = vis_ref
-                pixel[r_idx, s_idx] = np.where(vis_ref, pix_ref, 0)
-        r_idx, s_idx = np.nonzero(visible)
-        return rv[r_idx], self.blocks.index[rb[r_idx], s_idx], pixel[r_idx, s_idx].astype(np.int64), n_unsure
+                flat, pts_idx = flat[real], pts_idx[real]
+                n_unsure = int(flat.size)
+                vis_ref, pix_ref = reference_pairs(self._points64(), rv[flat // block], pts_idx, self.cams)
+                visible[flat] = vis_ref
+                pixel[flat] = np.where(vis_ref, pix_ref, 0)
+        flat = np.flatnonzero(visible)
+        row = flat // block
+        return rv[row], index[rb[row] * block + flat % block], pixel[flat].astype(np.int64), n_unsure
 
 
 def visible_pairs(
