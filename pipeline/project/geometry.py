@@ -15,8 +15,8 @@ For point ``p`` and view ``v`` with pose ``(R, c)`` (cam-to-world rotation, came
 3. *RGB-D only, not occluded*: the same projection with the DEPTH intrinsics gives ``(ud, vd)``
    in the depth image. The point's *footprint* is the 2x2 depth pixels around it
    (``floor(ud) + {0, 1}``; or the one nearest pixel ``floor(ud + 0.5)``); pixels up to
-   ``border`` beyond the edge extend the edge linearly (:func:`border_depth`). Footprint pixels holding a measurement
-   ``d > 0`` (0 = missing) must *bracket* the point: ``min d - tol <= z <= max d + tol``, with
+   ``border`` beyond the edge extend the edge linearly (:func:`border_depth`). Footprint
+   pixels holding a measurement ``d > 0`` (0 = missing) must *bracket* the point: ``min d - tol <= z <= max d + tol``, with
    ``tol`` = ``threshold`` metres (absolute) or ``threshold * z`` (relative). With no measured
    footprint pixel the point is not visible. On a plane the depth at the point lies between its
    2x2 neighbours' depths, so slanted surfaces pass without a loose tolerance; a point behind
@@ -67,8 +67,8 @@ class Occlusion:
     around it (``floor(u)``, ``floor(u) + 1``), ``nearest`` = the one nearest pixel
     (``floor(u + 0.5)``). ``border``: depth pixels beyond the image edge that still count,
     extending the edge linearly (:func:`border_depth`; the colour field of view may be a
-    little wider than the depth one). ``threshold``: metres (``absolute``) or a fraction of the point's depth ``z``
-    (``relative``).
+    little wider than the depth one). ``threshold``: metres (``absolute``) or a fraction of the
+    point's depth ``z`` (``relative``).
     """
 
     mode: str = "absolute"
