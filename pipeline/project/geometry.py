@@ -16,8 +16,9 @@ For point ``p`` and view ``v`` with pose ``(R, c)`` (cam-to-world rotation, came
    in the depth image. The point's *footprint* is the 2x2 depth pixels around it
    (``floor(ud) + {0, 1}``; or the one nearest pixel ``floor(ud + 0.5)``); pixels up to
    ``border`` beyond the edge extend the edge linearly (:func:`border_depth`). Footprint
-   pixels holding a measurement ``d > 0`` (0 = missing) must *bracket* the point: ``min d - tol <= z <= max d + tol``, with
-   ``tol`` = ``threshold`` metres (absolute) or ``threshold * z`` (relative). With no measured
+   pixels holding a measurement ``d > 0`` (0 = missing) must *bracket* the point:
+   ``min d - tol <= z <= max d + tol``, with ``tol`` = ``threshold`` metres (absolute) or
+   ``threshold * z`` (relative). With no measured
    footprint pixel the point is not visible. On a plane the depth at the point lies between its
    2x2 neighbours' depths, so slanted surfaces pass without a loose tolerance; a point behind
    an occluder has every neighbour in front of it. (``nearest`` reduces to ``|z - d| <= tol``.)
