@@ -17,9 +17,9 @@ def build_2d(cfg: Net2DConfig, num_classes: int, latent_dim: int) -> nn.Module:
 
 def build_3d(cfg: Net3DConfig, num_classes: int, latent_dim: int) -> nn.Module:
     """MinkUNet34 + projection head on the configured sparse backend (``train.models.minkunet``)."""
-    from train.models.minkunet import MINKUNET34C, MINKUNET_TINY, MinkUNet34
+    from train.models.minkunet import MINKUNET34C, MINKUNET_SMALL, MINKUNET_TINY, MinkUNet34
 
-    layout = {"full": MINKUNET34C, "tiny": MINKUNET_TINY}[cfg.size]
+    layout = {"full": MINKUNET34C, "small": MINKUNET_SMALL, "tiny": MINKUNET_TINY}[cfg.size]
     return MinkUNet34(
         cfg.in_channels,
         num_classes,
