@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from train.models.convert_minkowski import convert_state_dict, load_minkowski_weights, main as convert_main
-from train.models.minkunet import MINKUNET34C, MINKUNET_TINY, MinkUNet34
+from train.models.minkunet import MINKUNET34C, MINKUNET_SMALL, MINKUNET_TINY, MinkUNet34
 from train.sparse import minkowski_available, pool_features, voxelize
 
 needs_me = pytest.mark.skipif(not minkowski_available(), reason="MinkowskiEngine is not importable")
@@ -36,6 +36,19 @@ def test_tiny_minkunet_forward_backward_shapes_torch_backend() -> None:
     assert logits.shape == (coords.shape[0], 7) and latent.shape == (coords.shape[0], 16)
     (logits.logsumexp(1).mean() + latent.square().mean()).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_small_layout_is_a_quarter_of_minkunet34c_and_built_from_the_config() -> None:
+    from train.config import Net3DConfig
+    from train.networks import build_3d
+
+    assert MINKUNET_SMALL.planes == tuple(w // 4 for w in MINKUNET34C.planes)
+    assert MINKUNET_SMALL.init_dim == MINKUNET34C.init_dim // 4 and set(MINKUNET_SMALL.layers) == {1}
+    model = build_3d(Net3DConfig(size="small"), num_classes=20, latent_dim=8)
+    assert model.final.out_channels == 20 and model.final.in_channels == 24  # not tiny's 8
+    feats, coords = scene_batch(n_points=500)
+    logits, _ = model(feats, coords)
+    assert logits.shape == (coords.shape[0], 20)
 
 
 def test_full_minkunet34c_layout() -> None:
