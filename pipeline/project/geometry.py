@@ -449,7 +449,7 @@ class _Workspace:
     cost page faults that, measured here, take longer than the arithmetic itself.
     """
 
-    _FLOATS = ("dx", "dy", "dz", "qx", "qy", "qz", "fa", "fb", "tmp", "pix", "x0", "x1", "y0", "y1")
+    _FLOATS = ("dx", "dy", "dz", "qx", "qy", "qz", "fa", "fb", "tmp", "pix")
     _BOOLS = ("front", "unsure", "visible", "b1", "geo")
 
     def __init__(self, xp, rows: int, block: int) -> None:
@@ -762,7 +762,7 @@ def visible_pairs(
     kernel), ``cuda``/``cuda:N`` (torch kernel), ``auto`` (CUDA when available) or ``torch-cpu``
     (the torch kernel on the CPU, for tests). ``chunk_pairs`` bounds the (view, point) pairs
     computed at once per worker (default :func:`default_chunk_pairs`); the float32 pass needs
-    about 80 bytes per chunk pair and worker. On CPU, ``threads`` workers (default: torch's
+    about 70 bytes per chunk pair and worker. On CPU, ``threads`` workers (default: torch's
     thread count) run chunks concurrently. ``exact=False`` skips the float64 re-decision of
     uncertain pairs (to measure what it buys; results may then differ from float64).
     """
