@@ -56,8 +56,8 @@ MINKUNET_TINY = MinkUNetConfig(
 MINKUNET_SMALL = MinkUNetConfig(
     layers=(1, 1, 1, 1, 1, 1, 1, 1), planes=(8, 16, 32, 64, 64, 32, 24, 24), init_dim=8, stem_kernel=3
 )
-"""Same topology with one block per stage and a quarter of MinkUNet34C's widths: the learning
-demo on a CPU (the tiny layout's 8-channel last stage cannot separate 20 classes well)."""
+"""One block per stage, a quarter of MinkUNet34C's widths and the tiny layout's 3x3x3 stem: the
+learning demo on a CPU (the tiny layout's 8-channel last stage underfits 20 classes)."""
 
 
 class BasicBlock(nn.Module):
