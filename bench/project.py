@@ -1,6 +1,6 @@
 """Benchmark: point -> view projection with occlusion test, ours vs the peers' per-view method.
 
-Scene: :func:`pipeline.project.synthetic.make_scene`, 150k points on the faces of a furnished
+Scene: :func:`tests.projection_scene.make_scene`, 150k points on the faces of a furnished
 room, 100 RGB-D views with 640x480 depth (exact ray-cast depth in mm, 2 % holes) and label maps
 at 640x480 with the colour camera's (non-proportional) intrinsics.
 
@@ -12,7 +12,7 @@ floor(u + 0.5); the default 2x2 depth footprint bracketing the point, 1 cm, 8 bo
 extending the edge's slope; or ``--footprint nearest``: |z - d| <= 1 cm at the nearest depth pixel), so the outputs must be
 identical.
 
-Ours: :func:`pipeline.project.geometry.visible_pairs` (block culling, float32 torch pass,
+Ours: :func:`pipeline.project.runner.visible_pairs` (block culling, float32 torch pass,
 float64 re-decision of the few pairs near a decision boundary).
 
 Run: ``PYTHONPATH=. python bench/project.py`` (``--help`` for options). Peak memory is
@@ -31,6 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # pipeline and tests (the scene) from this checkout
+
 
 def _set_threads(threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -41,7 +44,7 @@ def load_scene(cache: Path, points: int, views: int, seed: int):
     """The synthetic scene, from ``cache`` (npz) or generated and cached."""
     import numpy as np
 
-    from pipeline.project.synthetic import SyntheticScene, make_scene
+    from tests.projection_scene import SyntheticScene, make_scene
 
     if cache.is_file():
         with np.load(cache) as data:
@@ -69,7 +72,7 @@ def cameras(scene, label_size=(640, 480), footprint="bilinear"):
     import numpy as np
 
     from pipeline.camera import scale_intrinsics
-    from pipeline.project.geometry import Cameras, Occlusion
+    from pipeline.project.reference import Cameras, Occlusion
 
     n = scene.poses.shape[0]
     label_k = scale_intrinsics(scene.color_k, scene.color_size, label_size)
@@ -91,7 +94,7 @@ def baseline(points, cams):
     """
     import numpy as np
 
-    from pipeline.project.geometry import border_depth
+    from pipeline.project.reference import border_depth
 
     n_points = points.shape[0]
     width, height = cams.label_size
@@ -158,7 +161,7 @@ def _child(args) -> None:
     if args.child == "baseline":
         counts, point, pixel = baseline(scene.points, cams)
     else:
-        from pipeline.project.geometry import visible_pairs
+        from pipeline.project.runner import visible_pairs
 
         pairs = visible_pairs(scene.points, cams, device=args.device, chunk_pairs=args.chunk_pairs)
         if args.device.startswith("cuda"):
@@ -191,7 +194,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from pipeline.project.geometry import visible_pairs
+    from pipeline.project.runner import visible_pairs
 
     torch.set_num_threads(args.threads)
     scene = load_scene(Path(args.cache), args.points, args.views, args.seed)

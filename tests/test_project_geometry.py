@@ -4,15 +4,10 @@ import numpy as np
 import pytest
 
 from pipeline.camera import scale_intrinsics
-from pipeline.project.geometry import (
-    Cameras,
-    Occlusion,
-    cull_blocks,
-    make_blocks,
-    reference_pairs,
-    visible_pairs,
-)
-from pipeline.project.synthetic import look_at, make_scene
+from pipeline.project.blocks import cull_blocks, make_blocks
+from pipeline.project.reference import Cameras, Occlusion, reference_pairs
+from pipeline.project.runner import visible_pairs
+from tests.projection_scene import look_at, make_scene
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@
 A room (the inside of a box) holds furniture boxes; points are sampled on every box face; the
 depth images are ray-cast exactly (slab test) and quantised to millimetres like ScanNet's; the
 cameras stand inside the room looking around. Colour and depth intrinsics differ and are not
-proportional. Nothing here is used by the pipeline itself.
+proportional. A test fixture (tests/test_project_geometry.py) and the scene of
+bench/project.py; nothing here is used by the pipeline itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 @dataclass
 class SyntheticScene:
-    """Points (P, 3) float32 with per-point box ids, and V RGB-D views (see :class:`pipeline.project.geometry.Cameras`)."""
+    """Points (P, 3) float32 with per-point box ids, and V RGB-D views (see :class:`pipeline.project.reference.Cameras`)."""
 
     points: np.ndarray
     box_of_point: np.ndarray
