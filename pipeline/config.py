@@ -1,4 +1,4 @@
-"""Configuration: loading, validation against ``workflow/schemas/``, defaults and hashes.
+"""Configuration: loading, validation against the schema, defaults and hashes.
 
 Snakemake validates ``config.yaml`` with ``snakemake.utils.validate``; commands run by hand
 call :func:`load_config`, which applies the same schema files and fills the same defaults.
@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 from pipeline.errors import UserError
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "workflow" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+"""Where the schemas live: package data (``workflow/schemas/`` links here for Snakemake)."""
 
 
 class ConfigError(UserError):
@@ -24,10 +25,10 @@ class ConfigError(UserError):
 
 
 def schema_path(name: str = "config") -> Path:
-    """Path of ``workflow/schemas/<name>.schema.yaml`` in this checkout."""
+    """Path of the packaged schema ``<name>.schema.yaml`` (``pipeline/schemas/``)."""
     path = SCHEMA_DIR / f"{name}.schema.yaml"
     if not path.is_file():
-        raise ConfigError(f"{path}: schema not found (run from a source checkout of this project)")
+        raise ConfigError(f"{path}: schema not found (the package was installed without its data files; reinstall it)")
     return path
 
 
@@ -140,6 +141,12 @@ def parse_options(text: str | None, what: str = "--options") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{what}: must be a JSON object")
     return value
+
+
+def stage_config(text: str | None, what: str = "--options") -> dict[str, Any]:
+    """The validated config (every default filled) from a stage command's ``--options``: a JSON
+    object of the config keys its store depends on (:func:`pipeline.stores.stage_options`)."""
+    return validate(parse_options(text, what))
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:

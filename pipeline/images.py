@@ -73,7 +73,7 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def read_view_images(reader, sample_id: str, views: Sequence[int] | None = None) -> np.ndarray:
     """Colour images of a prepared sample → (n, H, W, 3) uint8, for the given view indices (all if None).
 
-    ``reader`` is a :class:`pipeline.layout.StoreReader` of a ``prepare`` store.
+    ``reader`` is a :class:`pipeline.stores.StoreReader` of a ``prepared`` store.
     """
     attrs = reader.sample_attrs(sample_id)
     n_views = attrs["sizes"]["view"]

@@ -23,9 +23,9 @@ def shard_manifest(store: str | Path):
     """The manifest table (pyarrow) of one prepared store."""
     import pyarrow as pa
 
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
 
-    reader = StoreReader(store, "prepare")
+    reader = StoreReader(store, "prepared")
     rows = {c: [] for c in COLUMNS}
     for sample in reader.samples:
         attrs = reader.sample_attrs(sample)

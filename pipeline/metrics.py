@@ -1,4 +1,7 @@
-"""Confusion matrices and IoU over a fixed class list (numpy).
+"""Confusion matrices, IoU and mIoU over a fixed class list (numpy): the one metric of the project.
+
+The pseudo-label report (:mod:`pipeline.report`) and the trainer's evaluation
+(:mod:`train.evaluate`) both score with these functions.
 
 A confusion matrix ``C`` has shape (K, K + 1): rows are ground-truth classes, columns predicted
 classes plus a last column for *unlabelled* predictions (IGNORE, e.g. points no view sees).
@@ -9,6 +12,8 @@ measure the labels that were given. Matrices of a split are summed before any Io
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 
@@ -49,6 +54,31 @@ def mean_iou(matrix: np.ndarray) -> float:
     """Mean of :func:`iou` over classes present in ground truth or prediction (NaN if none)."""
     values = iou(matrix)
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")
+
+
+def summary(matrix: np.ndarray, class_names: Sequence[str]) -> dict:
+    """mIoU (mean over classes with a defined IoU), overall accuracy, per-class IoU and counts of a
+    (K, K + 1) matrix, as JSON-ready values."""
+    values = iou(matrix)
+    return {
+        "miou": mean_iou(matrix),
+        "accuracy": accuracy(matrix),
+        "classes_evaluated": int(np.isfinite(values).sum()),
+        "elements": int(np.asarray(matrix).sum()),
+        "iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, values)},
+        "gt_count": {name: int(c) for name, c in zip(class_names, np.asarray(matrix).sum(axis=1))},
+    }
+
+
+def markdown_table(rows: dict[str, dict], class_names: Sequence[str]) -> str:
+    """Per-class IoU table (percent) of :func:`summary` results, one row each, classes as columns."""
+    head = "| result | mIoU | " + " | ".join(class_names) + " |"
+    sep = "|---|---|" + "---|" * len(class_names)
+    lines = [head, sep]
+    for name, res in rows.items():
+        cells = [("–" if res["iou"][c] is None else f"{100 * res['iou'][c]:.1f}") for c in class_names]
+        lines.append(f"| {name} | {100 * res['miou']:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def accuracy(matrix: np.ndarray) -> float:

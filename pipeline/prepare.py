@@ -8,17 +8,16 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from pipeline.config import config_hash, parse_options
+from pipeline.config import config_hash, stage_config
 
 log = logging.getLogger(__name__)
 
-PREPARE_KEYS = ("kind", "name", "root", "scans_dir", "label_map", "frame_skip", "working_size", "image_codec", "jpeg_quality")
-"""The ``dataset`` options that shape a prepared store (the rest only decide membership)."""
-
-
 def prepare_options(dataset: dict[str, Any]) -> dict[str, Any]:
-    """The subset of the ``dataset`` section that a prepared store depends on."""
-    return {key: dataset[key] for key in PREPARE_KEYS if key in dataset}
+    """The subset of the ``dataset`` section that a prepared store depends on (the registry's
+    ``prepared`` config keys; the rest only decide membership)."""
+    from pipeline.stores import stage_options
+
+    return stage_options({"dataset": dataset}, "prepared", missing_ok=True).get("dataset", {})
 
 
 def prepare_shard(
@@ -32,7 +31,7 @@ def prepare_shard(
     from tqdm import tqdm
 
     from pipeline.datasets import make_adapter
-    from pipeline.layout import StoreWriter
+    from pipeline.stores import StoreWriter
 
     adapter = make_adapter(dataset, threads=threads)
     options = prepare_options(dataset)
@@ -47,7 +46,7 @@ def prepare_shard(
         **adapter.root_attrs(),
     }
     start = time.perf_counter()
-    with StoreWriter(out, "prepare", attrs=attrs) as writer:
+    with StoreWriter(out, "prepared", attrs=attrs) as writer:
         for sample in tqdm(list(samples), desc=f"prepare {shard}", unit="sample"):
             prepared = adapter.load(sample, split)
             writer.add_sample(prepared.sample_id, prepared.arrays, prepared.attrs)
@@ -56,7 +55,7 @@ def prepare_shard(
 
 
 def _run(args: argparse.Namespace) -> int:
-    dataset = parse_options(args.options)
+    dataset = stage_config(args.options)["dataset"]
     prepare_shard(dataset, args.shard, args.split, args.samples, args.out, threads=args.threads)
     return 0
 
@@ -75,6 +74,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard", required=True, help="shard name, e.g. train-000 (recorded in metadata)")
     parser.add_argument("--split", required=True, help="split of these samples (train, val, ...)")
     parser.add_argument("--samples", nargs="+", required=True, help="sample ids (ScanNet: scene names)")
-    parser.add_argument("--options", required=True, help="the validated `dataset` config section as JSON")
+    parser.add_argument("--options", required=True, help='{"dataset": {...}}: the dataset keys the prepared store depends on, as JSON (pipeline/stores/registry.py)')
     parser.add_argument("--threads", type=int, default=2, help="threads decoding frames (default 2)")
     parser.set_defaults(func=_run)

@@ -93,11 +93,6 @@ def benchmark(name: str) -> Benchmark:
         raise KeyError(f"unknown benchmark vocabulary {name!r}; known: {sorted(_BENCHMARKS)}") from None
 
 
-def benchmark_names() -> list[str]:
-    """Names accepted by :func:`benchmark`."""
-    return sorted(_BENCHMARKS)
-
-
 def read_scannet_label_map(path: str | Path, target: str = "nyu40id") -> dict[int, int]:
     """Read ``scannetv2-labels.combined.tsv``: raw category id (column ``id``) → ``target`` id.
 

@@ -16,7 +16,6 @@ of another architecture.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import pickle
 import zipfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pipeline.errors import InputFileError, UserError
+from pipeline.provenance import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,6 @@ class LoadedClip:
     @property
     def activation(self) -> str:
         return "quick_gelu" if self.quick_gelu else "gelu"
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    """SHA-256 hex digest of a file, read in 4 MiB chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_model_config(

@@ -38,7 +38,8 @@ def convert_torchscript(
     import torch
     from safetensors.torch import save_file
 
-    from pipeline.clip.checkpoint import check_architecture, file_sha256, resolve_model_config
+    from pipeline.clip.checkpoint import check_architecture, resolve_model_config
+    from pipeline.provenance import file_sha256
 
     src, dst = Path(src), Path(dst)
     if not src.is_file():

@@ -29,16 +29,10 @@ _HEAD_CHUNK = 4
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda if available else cpu; otherwise the named device (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"config key clip.device: invalid device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"config key clip.device: {name!r} requested but CUDA is not available")
-    return device
+    """The ``clip.device`` value resolved (:func:`pipeline.devices.resolve_device`)."""
+    from pipeline.devices import resolve_device as resolve
+
+    return resolve(name, "clip.device")
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

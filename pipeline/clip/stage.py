@@ -4,8 +4,8 @@ Backend ``open_clip``: views of all samples are streamed in order (images decode
 threads ahead of the encoder), batched across sample boundaries, labelled by
 :class:`pipeline.clip.labeller.MaskClipLabeller` under ``torch.inference_mode`` and written
 sample by sample. Backend ``simulated``: ground truth through
-:mod:`pipeline.clip.simulated`. Both write the same arrays (``pipeline.layout.CLIP``) with
-:class:`pipeline.layout.StoreWriter`, which is atomic: on any error nothing appears at ``out``.
+:mod:`pipeline.clip.simulated`. Both write the same arrays (``pipeline.stores.registry.CLIP``) with
+:class:`pipeline.stores.StoreWriter`, which is atomic: on any error nothing appears at ``out``.
 The model, the text classifier and the vocabulary are built before the writer starts, so a bad
 checkpoint or vocabulary leaves no trace at all.
 """
@@ -95,7 +95,11 @@ def _image_chunks(reader, chunk: int, workers: int) -> Iterator[tuple[str, list[
 
 
 def _run_open_clip(reader, opts: StageOptions, vocabulary, loaded, progress, text_path=None) -> tuple[Iterator[_SampleBuffer], dict]:
-    """Set up MaskCLIP (before any output exists) and return the sample iterator and root attrs."""
+    """Set up MaskCLIP (before any output exists) and return the sample iterator and root attrs.
+
+    Returns (a lazy iterator of filled :class:`_SampleBuffer` in store order, the backend's root
+    attributes). The model, the text classifier and the labeller are built here, eagerly.
+    """
     from pipeline.clip.checkpoint import load_clip
     from pipeline.clip.labeller import MaskClipLabeller
 
@@ -106,15 +110,30 @@ def _run_open_clip(reader, opts: StageOptions, vocabulary, loaded, progress, tex
             model_config=clip.get("model_config"), activation=clip.get("activation", "auto"),
             mean=clip.get("mean"), std=clip.get("std"), seed=int(clip.get("seed", 0)),
         )
-    text = None
-    if text_path is not None:
-        from pipeline.clip.text import templates
-        from pipeline.clip.text_cache import load_text_classifier, provenance
-
-        expected = provenance(loaded, vocabulary, templates(opts.vocabulary["templates"]), int(clip.get("seed", 0)))
-        text = load_text_classifier(text_path, expected)
+    text = _cached_text_classifier(loaded, vocabulary, opts, text_path)
     labeller = MaskClipLabeller(loaded, vocabulary, opts.vocabulary["templates"], clip, text=text)
-    attrs = {
+    attrs = _open_clip_attrs(loaded, labeller, clip)
+    batch_size = int(clip["batch_size"])
+    keep_scores = bool(clip.get("store_logits"))
+    return _open_clip_samples(reader, labeller, clip, batch_size, keep_scores, progress), attrs
+
+
+def _cached_text_classifier(loaded, vocabulary, opts: StageOptions, text_path):
+    """The text classifier read from ``text_path`` (checked against this model, vocabulary, templates
+    and seed), or None when no file is given (the labeller then encodes the prompts itself)."""
+    if text_path is None:
+        return None
+    from pipeline.clip.text import templates
+    from pipeline.clip.text_cache import load_text_classifier, provenance
+
+    expected = provenance(loaded, vocabulary, templates(opts.vocabulary["templates"]), int(opts.clip.get("seed", 0)))
+    return load_text_classifier(text_path, expected)
+
+
+def _open_clip_attrs(loaded, labeller, clip: Mapping[str, Any]) -> dict:
+    """Root attributes of an ``open_clip`` store: the model's provenance and preprocessing, the
+    labeller's precision/device/templates (JSON-ready dict)."""
+    return {
         "model": loaded.model_name,
         "model_config": loaded.model_config,
         "checkpoint": loaded.checkpoint,
@@ -130,52 +149,57 @@ def _run_open_clip(reader, opts: StageOptions, vocabulary, loaded, progress, tex
         "templates": labeller.templates,
         "logit_scale": 100.0,
     }
-    batch_size = int(clip["batch_size"])
-    keep_scores = bool(clip.get("store_logits"))
 
-    def samples() -> Iterator[_SampleBuffer]:
-        pending: deque[_SampleBuffer] = deque()  # started, not yet handed to the writer, in order
-        batch: list[tuple[_SampleBuffer, int, np.ndarray]] = []
 
-        def flush() -> None:
-            if not batch:
-                return
-            images = np.stack([image for _, _, image in batch])
-            result = labeller.label(images, batch[0][0].output_size, keep_scores)
-            for i, (buf, view, _) in enumerate(batch):
-                buf.label[view], buf.confidence[view] = result.label[i], result.confidence[i]
-                if keep_scores:
-                    buf.scores.append(result.scores[i : i + 1])
-                buf.done += 1
-                buf.attrs.update(grid=list(result.grid), input_size=list(result.input_size))
-            progress.update(len(batch))
-            batch.clear()
+def _label_batch(labeller, batch: list, keep_scores: bool, progress) -> None:
+    """Label the batched views (``batch``: (buffer, view index, image (H, W, 3) uint8) of one image
+    and output size) into their sample buffers, advance ``progress`` and empty ``batch``; returns None."""
+    if not batch:
+        return
+    images = np.stack([image for _, _, image in batch])
+    result = labeller.label(images, batch[0][0].output_size, keep_scores)
+    for i, (buf, view, _) in enumerate(batch):
+        buf.label[view], buf.confidence[view] = result.label[i], result.confidence[i]
+        if keep_scores:
+            buf.scores.append(result.scores[i : i + 1])
+        buf.done += 1
+        buf.attrs.update(grid=list(result.grid), input_size=list(result.input_size))
+    progress.update(len(batch))
+    batch.clear()
 
-        def ready() -> Iterator[_SampleBuffer]:
-            while pending and pending[0].done == pending[0].n_views:
-                yield pending.popleft()
 
-        chunks = _image_chunks(reader, batch_size, int(clip.get("decode_workers", 2)))
-        chunk = next(chunks, None)
-        for sample_id in reader.samples:
-            buf = _SampleBuffer.new(
-                sample_id, _view_count(reader, sample_id), _output_size(reader, sample_id, clip.get("output_size"))
-            )
-            pending.append(buf)
-            while chunk is not None and chunk[0] == sample_id:
-                for view, image in zip(chunk[1], chunk[2]):
-                    if batch and (image.shape != batch[0][2].shape or batch[0][0].output_size != buf.output_size):
-                        flush()
-                    batch.append((buf, view, image))
-                    if len(batch) == batch_size:
-                        flush()
-                        yield from ready()
-                chunk = next(chunks, None)
-            yield from ready()
-        flush()
-        yield from ready()
+def _ready(pending: deque) -> Iterator[_SampleBuffer]:
+    """Pop and yield the leading buffers of ``pending`` whose views are all labelled, in order."""
+    while pending and pending[0].done == pending[0].n_views:
+        yield pending.popleft()
 
-    return samples(), attrs
+
+def _open_clip_samples(reader, labeller, clip: Mapping[str, Any], batch_size: int, keep_scores: bool,
+                       progress) -> Iterator[_SampleBuffer]:
+    """Yield each sample's filled :class:`_SampleBuffer` in store order (lazily: nothing runs before
+    the first ``next``), labelling views in batches of ``batch_size`` across sample boundaries; a
+    batch is cut early where the image or output size changes."""
+    pending: deque[_SampleBuffer] = deque()  # started, not yet handed to the writer, in order
+    batch: list[tuple[_SampleBuffer, int, np.ndarray]] = []
+    chunks = _image_chunks(reader, batch_size, int(clip.get("decode_workers", 2)))
+    chunk = next(chunks, None)
+    for sample_id in reader.samples:
+        buf = _SampleBuffer.new(
+            sample_id, _view_count(reader, sample_id), _output_size(reader, sample_id, clip.get("output_size"))
+        )
+        pending.append(buf)
+        while chunk is not None and chunk[0] == sample_id:
+            for view, image in zip(chunk[1], chunk[2]):
+                if batch and (image.shape != batch[0][2].shape or batch[0][0].output_size != buf.output_size):
+                    _label_batch(labeller, batch, keep_scores, progress)
+                batch.append((buf, view, image))
+                if len(batch) == batch_size:
+                    _label_batch(labeller, batch, keep_scores, progress)
+                    yield from _ready(pending)
+            chunk = next(chunks, None)
+        yield from _ready(pending)
+    _label_batch(labeller, batch, keep_scores, progress)
+    yield from _ready(pending)
 
 
 def _run_simulated(reader, opts: StageOptions, vocabulary, gt_lut, progress) -> tuple[Iterator[_SampleBuffer], dict]:
@@ -247,10 +271,10 @@ def run_clip_stage(
     """
     from tqdm import tqdm
 
-    from pipeline.layout import StoreReader, StoreWriter
+    from pipeline.stores import StoreReader, StoreWriter
 
     opts = options if isinstance(options, StageOptions) else stage_options(options)
-    reader = StoreReader(prepared, "prepare")
+    reader = StoreReader(prepared, "prepared")
     vocabulary = prompt_vocabulary_from(opts.vocabulary)
     total = sum(_view_count(reader, s) for s in reader.samples)
     out = Path(out)

@@ -2,7 +2,7 @@
 
 An adapter has ``kind``, ``list_samples(split) -> [ids]``, ``root_attrs() -> dict`` (label
 spaces and maps for the store's root attributes) and ``load(sample_id, split) ->
-PreparedSample`` whose arrays follow :data:`pipeline.layout.PREPARE`.
+PreparedSample`` whose arrays follow :data:`pipeline.stores.registry.PREPARED`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipeline import camera, images
+from pipeline import camera
+from pipeline.datasets.scannet_arrays import label_arrays, view_arrays
 from pipeline.errors import InputFileError, UserError
 from pipeline.vocab import read_scannet_label_map
 
@@ -39,7 +40,7 @@ _FRAME = re.compile(r"^(\d+)\.jpg$")
 
 @dataclass
 class PreparedSample:
-    """A sample ready for :meth:`pipeline.layout.StoreWriter.add_sample`."""
+    """A sample ready for :meth:`pipeline.stores.StoreWriter.add_sample`."""
 
     sample_id: str
     split: str
@@ -242,7 +243,7 @@ class ScanNetAdapter:
         return out
 
     def load(self, scene: str, split: str) -> PreparedSample:
-        """Read one scene → arrays named as in :data:`pipeline.layout.PREPARE`."""
+        """Read one scene → arrays named as in :data:`pipeline.stores.registry.PREPARED`."""
         opts = self.options
         folder = self.scene_dir(scene)
         if not folder.is_dir():
@@ -250,92 +251,17 @@ class ScanNetAdapter:
         intr = self._intrinsics(scene)
         all_frames = self.list_frames(scene)
         frames = [f for f in all_frames if f % opts.frame_skip == 0]
-        poses, kept, skipped = [], [], []
-        for frame in frames:
-            pose = read_matrix(folder / "pose" / f"{frame}.txt")
-            if camera.pose_is_valid(pose):
-                poses.append(pose)
-                kept.append(frame)
-            else:
-                skipped.append(frame)
-        if skipped:
-            log.warning("%s: skipped %d views with non-finite or non-rigid poses: %s", scene, len(skipped), skipped)
-        if not kept:
-            raise InputFileError(folder / "pose", f"no frame with a valid pose among {len(frames)} selected frames")
-
+        poses, kept, skipped = _read_poses(scene, folder, frames)
         has_labels = (folder / "label-filt").is_dir()
         has_instances = (folder / "instance-filt").is_dir()
-        with ThreadPoolExecutor(max_workers=max(1, opts.threads)) as pool:
-            views = list(pool.map(lambda f: self._load_view(folder, f, has_labels, has_instances), kept))
-
-        native_size = _common_size(folder / "color", kept, [v["color"] for v in views], "jpg", "colour image")
-        depth_size = _common_size(folder / "depth", kept, [v["depth"] for v in views], "png", "depth image")
-        for frame, view in zip(kept, views):
-            for key, name in (("label", "label-filt"), ("instance", "instance-filt")):
-                if view.get(key) is not None and view[key].shape != view["color"].shape[:2]:
-                    raise InputFileError(
-                        folder / name / f"{frame}.png",
-                        f"{name} image is {view[key].shape[1]}x{view[key].shape[0]}, colour is {native_size[0]}x{native_size[1]}",
-                    )
-        k_color = intr["intrinsic_color"][:3, :3]
-        k_depth = intr["intrinsic_depth"][:3, :3]
-        _check_principal_point(folder / "intrinsic" / "intrinsic_color.txt", k_color, native_size)
-        _check_principal_point(folder / "intrinsic" / "intrinsic_depth.txt", k_depth, depth_size)
-
-        work = tuple(opts.working_size)
-        k_work = camera.scale_intrinsics(k_color, native_size, work)
-        n = len(kept)
-        color_work = [images.resize_image(v["color"], work) for v in views]
-        arrays: dict[str, np.ndarray] = {
-            "views/frame": np.asarray(kept, dtype=np.int64),
-            "views/pose": np.stack(poses).astype(np.float64),
-            "views/image_size": np.tile(np.asarray(work, dtype=np.int32), (n, 1)),
-            "views/intrinsics": np.repeat(k_work[None], n, axis=0),
-            "views/native_size": np.tile(np.asarray(native_size, dtype=np.int32), (n, 1)),
-            "views/native_intrinsics": np.repeat(k_color[None], n, axis=0),
-            "views/depth": np.stack([v["depth"] for v in views]),
-            "views/depth_intrinsics": np.repeat(k_depth[None], n, axis=0),
-        }
-        if opts.image_codec == "raw":
-            arrays["views/image"] = np.stack(color_work)
-        else:
-            flat, offsets = images.encode_images(color_work, opts.image_codec, opts.jpeg_quality)
-            arrays["views/image_bytes"] = flat
-            arrays["views/image_offsets"] = offsets
+        views = self._load_views(folder, kept, has_labels, has_instances)
+        native_size, k_color, k_depth = _check_views(folder, kept, views, intr)
+        arrays = view_arrays(kept, poses, views, native_size, k_color, k_depth, opts)
         missing_labels = [f for f, v in zip(kept, views) if has_labels and v.get("label") is None]
-        if has_labels:
-            arrays["views/label"] = np.stack(
-                [
-                    images.resize_labels(v["label"], work) if v.get("label") is not None else np.zeros(work[::-1], np.uint16)
-                    for v in views
-                ]
-            )
-        if has_instances:
-            arrays["views/instance"] = np.stack(
-                [
-                    images.resize_labels(v["instance"], work) if v.get("instance") is not None else np.zeros(work[::-1], np.uint16)
-                    for v in views
-                ]
-            )
+        arrays.update(label_arrays(views, has_labels, has_instances, tuple(opts.working_size)))
         if missing_labels:
             log.warning("%s: %d views have no label-filt image; their 2D labels are 0 (unannotated)", scene, len(missing_labels))
-
-        mesh_path = folder / f"{scene}_vh_clean_2.ply"
-        vertices, faces = read_ply_vertices(mesh_path)
-        arrays["points/xyz"] = np.stack([vertices["x"], vertices["y"], vertices["z"]], axis=1).astype(np.float32)
-        if all(c in vertices for c in ("red", "green", "blue")):
-            arrays["points/rgb"] = np.stack([vertices["red"], vertices["green"], vertices["blue"]], axis=1).astype(np.uint8)
-        if faces is not None:
-            arrays["mesh/faces"] = faces
-        label_path = folder / f"{scene}_vh_clean_2.labels.ply"
-        if label_path.exists():
-            labelled, _ = read_ply_vertices(label_path, need_label=True)
-            if len(labelled["label"]) != len(vertices["x"]):
-                raise InputFileError(label_path, f"has {len(labelled['label'])} vertices, the mesh {mesh_path.name} has {len(vertices['x'])}")
-            arrays["points/label"] = labelled["label"].astype(np.uint16)
-        if not np.all(np.isfinite(arrays["points/xyz"])):
-            raise InputFileError(mesh_path, "vertex coordinates are not all finite")
-
+        arrays.update(_mesh_arrays(scene, folder))
         attrs = {
             "split": split,
             "source": str(folder),
@@ -347,7 +273,15 @@ class ScanNetAdapter:
         }
         return PreparedSample(scene, split, arrays, attrs)
 
+    def _load_views(self, folder: Path, frames: list[int], has_labels: bool, has_instances: bool) -> list[dict[str, np.ndarray | None]]:
+        """Decode ``frames`` with ``options.threads`` threads; returns one :meth:`_load_view` dict per
+        frame, in order."""
+        with ThreadPoolExecutor(max_workers=max(1, self.options.threads)) as pool:
+            return list(pool.map(lambda f: self._load_view(folder, f, has_labels, has_instances), frames))
+
     def _load_view(self, folder: Path, frame: int, has_labels: bool, has_instances: bool) -> dict[str, np.ndarray | None]:
+        """One frame's ``color`` (H, W, 3) uint8, ``depth`` (Hd, Wd) uint16 mm, and ``label`` /
+        ``instance`` (H', W') uint16 (None where disabled or the file is absent)."""
         view: dict[str, np.ndarray | None] = {
             "color": read_color(folder / "color" / f"{frame}.jpg"),
             "depth": read_png16(folder / "depth" / f"{frame}.png", "depth"),
@@ -356,6 +290,65 @@ class ScanNetAdapter:
             path = folder / name / f"{frame}.png"
             view[key] = read_png16(path, name) if enabled and path.exists() else None
         return view
+
+
+def _read_poses(scene: str, folder: Path, frames: list[int]) -> tuple[list[np.ndarray], list[int], list[int]]:
+    """Read ``pose/N.txt`` of ``frames``; returns (valid 4x4 float64 poses, their frames, frames
+    skipped for a non-finite or non-rigid pose). Logs the skipped ones; none valid is an error."""
+    poses, kept, skipped = [], [], []
+    for frame in frames:
+        pose = read_matrix(folder / "pose" / f"{frame}.txt")
+        if camera.pose_is_valid(pose):
+            poses.append(pose)
+            kept.append(frame)
+        else:
+            skipped.append(frame)
+    if skipped:
+        log.warning("%s: skipped %d views with non-finite or non-rigid poses: %s", scene, len(skipped), skipped)
+    if not kept:
+        raise InputFileError(folder / "pose", f"no frame with a valid pose among {len(frames)} selected frames")
+    return poses, kept, skipped
+
+
+def _check_views(folder: Path, frames: list[int], views: list[dict], intr: dict[str, np.ndarray]) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """Check the frames' image sizes against each other and the intrinsics; returns (colour size
+    (W, H), colour K (3, 3) float64, depth K (3, 3) float64)."""
+    native_size = _common_size(folder / "color", frames, [v["color"] for v in views], "jpg", "colour image")
+    depth_size = _common_size(folder / "depth", frames, [v["depth"] for v in views], "png", "depth image")
+    for frame, view in zip(frames, views):
+        for key, name in (("label", "label-filt"), ("instance", "instance-filt")):
+            if view.get(key) is not None and view[key].shape != view["color"].shape[:2]:
+                raise InputFileError(
+                    folder / name / f"{frame}.png",
+                    f"{name} image is {view[key].shape[1]}x{view[key].shape[0]}, colour is {native_size[0]}x{native_size[1]}",
+                )
+    k_color = intr["intrinsic_color"][:3, :3]
+    k_depth = intr["intrinsic_depth"][:3, :3]
+    _check_principal_point(folder / "intrinsic" / "intrinsic_color.txt", k_color, native_size)
+    _check_principal_point(folder / "intrinsic" / "intrinsic_depth.txt", k_depth, depth_size)
+    return native_size, k_color, k_depth
+
+
+def _mesh_arrays(scene: str, folder: Path) -> dict[str, np.ndarray]:
+    """The mesh's ``points/xyz`` (N, 3) float32, ``points/rgb`` (N, 3) uint8 and ``mesh/faces``
+    (F, 3) int32 where present, and ``points/label`` (N,) uint16 nyu40 from the labels ply if any."""
+    arrays: dict[str, np.ndarray] = {}
+    mesh_path = folder / f"{scene}_vh_clean_2.ply"
+    vertices, faces = read_ply_vertices(mesh_path)
+    arrays["points/xyz"] = np.stack([vertices["x"], vertices["y"], vertices["z"]], axis=1).astype(np.float32)
+    if all(c in vertices for c in ("red", "green", "blue")):
+        arrays["points/rgb"] = np.stack([vertices["red"], vertices["green"], vertices["blue"]], axis=1).astype(np.uint8)
+    if faces is not None:
+        arrays["mesh/faces"] = faces
+    label_path = folder / f"{scene}_vh_clean_2.labels.ply"
+    if label_path.exists():
+        labelled, _ = read_ply_vertices(label_path, need_label=True)
+        if len(labelled["label"]) != len(vertices["x"]):
+            raise InputFileError(label_path, f"has {len(labelled['label'])} vertices, the mesh {mesh_path.name} has {len(vertices['x'])}")
+        arrays["points/label"] = labelled["label"].astype(np.uint16)
+    if not np.all(np.isfinite(arrays["points/xyz"])):
+        raise InputFileError(mesh_path, "vertex coordinates are not all finite")
+    return arrays
 
 
 def _common_size(folder: Path, frames: Sequence[int], arrays: Sequence[np.ndarray], ext: str, what: str) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 Two implementations of one interface: :class:`NumpyOps` (CPU) and :class:`TorchOps` (CUDA, or
 CPU on request). Measured here on CPU, numpy's float32 comparisons and masked writes into bool
 buffers run about 8x faster than torch's, and its per-call overhead is lower; on a GPU torch is
-the only choice. The kernel (:mod:`pipeline.project.geometry`) is written once against this
+the only choice. The kernel (:mod:`pipeline.project.kernel`) is written once against this
 interface, so both backends compute the same float32 operations in the same order.
 """
 
@@ -216,15 +216,9 @@ def make_ops(device: str):
     available); ``torch-cpu`` forces torch on the CPU (for tests and measurements)."""
     if device == "torch-cpu":
         return TorchOps("cpu")
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         return NumpyOps()
-    import torch
+    from pipeline.devices import resolve_device
 
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    dev = resolve_device(device, "project.device")
     return TorchOps(dev) if dev.type != "cpu" else NumpyOps()

@@ -6,10 +6,11 @@ import argparse
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.config import parse_options
+    from pipeline.config import stage_config
     from pipeline.project.stage import project_shard
 
-    project_shard(args.prepared, args.clip, args.refined, args.out, parse_options(args.options), threads=args.threads)
+    config = stage_config(args.options)
+    project_shard(args.prepared, args.clip, args.refined, args.out, config["project"], threads=args.threads, ignore=config["refine"]["ignore"])
     return 0
 
 
@@ -33,10 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--options",
         default="{}",
-        help="the `project` config section as JSON; omitted keys take the schema defaults: occlusion "
+        help='{"project": {...}, "refine": {"ignore": ...}} as JSON (the keys the points store depends on); '
+        "omitted keys take the schema defaults. project: occlusion "
         "{mode: absolute|relative, threshold: 0.01 (m, or fraction of the depth), footprint: bilinear|nearest, "
         "border: 8 depth pixels}, min_depth: 1.0 m (views without depth), device: auto|cpu|cuda[:N], "
-        "chunk_pairs: null (pairs per chunk; bounds memory), block_size: 128 (points per culling block)",
+        "chunk_pairs: null (pairs per chunk; bounds memory), block_size: 128 (points per culling block), tie_break: "
+        "nearest|lowest; refine.ignore: abstain|compete (how ignore labels vote)",
     )
     parser.add_argument("--threads", type=int, default=1, help="CPU worker threads running chunks of the projection (default 1)")
     parser.set_defaults(func=_run)

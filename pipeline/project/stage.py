@@ -2,7 +2,7 @@
 
 Reads a prepared store (points, poses, intrinsics, depth), the CLIP store (raw labels) and the
 refine store (SAM-refined labels) of one shard, and writes one ``points`` store
-(:data:`pipeline.layout.POINTS`): per point the multi-view majority of the refined labels
+(:data:`pipeline.stores.registry.POINTS`): per point the multi-view majority of the refined labels
 (``points/label``) and of the raw CLIP labels (``points/label_clip``), vote count, agreement,
 seen flag; per view the CSR pairs (``views/pair_offsets``, ``pairs/point``, ``pairs/pixel``).
 """
@@ -33,14 +33,14 @@ def project_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def sample_cameras(prepared, sample: str, label_size: tuple[int, int], options: Mapping[str, Any]):
-    """:class:`~pipeline.project.geometry.Cameras` of a prepared sample at ``label_size`` (W, H).
+    """:class:`~pipeline.project.reference.Cameras` of a prepared sample at ``label_size`` (W, H).
 
     The colour intrinsics (stored at the working resolution ``views/image_size``) are scaled to
     the label maps' resolution with :func:`pipeline.camera.scale_intrinsics`; depth keeps its
     own resolution and intrinsics. Samples without ``views/depth`` use ``min_depth`` instead.
     """
     from pipeline.camera import scale_intrinsics
-    from pipeline.project.geometry import Cameras, Occlusion
+    from pipeline.project.reference import Cameras, Occlusion
 
     poses = prepared.read(sample, "views/pose")
     intrinsics = prepared.read(sample, "views/intrinsics")
@@ -63,21 +63,14 @@ def sample_cameras(prepared, sample: str, label_size: tuple[int, int], options: 
         raise UserError(f"{prepared.path}: sample {sample}: {err}") from None
 
 
-def pair_depths(xyz: np.ndarray, poses: np.ndarray, offsets: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """Depth ``z`` (N,) float32 in metres of each pair's point in its view (``poses`` (V, 4, 4)
-    cam-to-world, pairs in CSR by view), computed per view in float64."""
-    z = np.empty(point.size, dtype=np.float32)
-    for v in range(offsets.size - 1):
-        lo, hi = int(offsets[v]), int(offsets[v + 1])
-        if hi > lo:
-            z[lo:hi] = (xyz[point[lo:hi]].astype(np.float64) - poses[v, :3, 3]) @ poses[v, :3, 2]
-    return z
-
-
-def project_sample(prepared, clip, refined, sample: str, options: Mapping[str, Any], threads: int = 1) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Arrays of one sample for the points store, and its attributes (statistics)."""
-    from pipeline.project.geometry import visible_pairs
-    from pipeline.project.votes import majority, pair_labels
+def project_sample(
+    prepared, clip, refined, sample: str, options: Mapping[str, Any], threads: int = 1, ignore: str = "abstain"
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays of one sample for the points store, and its attributes (statistics). ``options`` is the
+    ``project`` section; ``ignore`` the voting policy of IGNORE labels (``refine.ignore``)."""
+    from pipeline.project.runner import visible_pairs
+    from pipeline.pairs import pair_depths, pair_labels
+    from pipeline.voting import majority
 
     clip_labels = clip.read(sample, "views/label")
     refined_labels = refined.read(sample, "views/label")
@@ -115,8 +108,8 @@ def project_sample(prepared, clip, refined, sample: str, options: Mapping[str, A
         offsets, point, pixel, stats = np.zeros(n_views + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), {}
     seconds = time.perf_counter() - start
     rank = pair_depths(xyz, prepared.read(sample, "views/pose"), offsets, point) if options["tie_break"] == "nearest" else None
-    refined_votes = majority(point, pair_labels(refined_labels, offsets, pixel), n_points, rank=rank)
-    clip_votes = majority(point, pair_labels(clip_labels, offsets, pixel), n_points, rank=rank)
+    refined_votes = majority(point, pair_labels(refined_labels, offsets, pixel), n_points, rank=rank, ignore=ignore)
+    clip_votes = majority(point, pair_labels(clip_labels, offsets, pixel), n_points, rank=rank, ignore=ignore)
     seen = np.bincount(point, minlength=n_points) > 0
     arrays = {
         "points/label": refined_votes.label,
@@ -138,30 +131,37 @@ def project_sample(prepared, clip, refined, sample: str, options: Mapping[str, A
     return arrays, attrs
 
 
-def project_shard(prepared: str | Path, clip: str | Path, refined: str | Path, out: str | Path, options: Mapping[str, Any] | None = None, threads: int = 1) -> Path:
-    """Write the points store ``out`` for every sample of the prepared store (atomically)."""
+def project_shard(
+    prepared: str | Path, clip: str | Path, refined: str | Path, out: str | Path,
+    options: Mapping[str, Any] | None = None, threads: int = 1, ignore: str = "abstain",
+) -> Path:
+    """Write the points store ``out`` for every sample of the prepared store (atomically).
+
+    ``options``: the ``project`` section (defaults filled); ``ignore``: ``refine.ignore``, how IGNORE
+    labels vote (the one voting rule, :mod:`pipeline.voting`)."""
     from tqdm import tqdm
 
     from pipeline.config import config_hash
-    from pipeline.layout import StoreReader, StoreWriter
+    from pipeline.stores import StoreReader, StoreWriter
 
     opts = project_options(options)
-    prep = StoreReader(prepared, "prepare")
+    prep = StoreReader(prepared, "prepared")
     clip_store = StoreReader(clip, "clip")
-    refined_store = StoreReader(refined, "refine")
+    refined_store = StoreReader(refined, "refined")
     for store in (clip_store, refined_store):
         store.require_samples(prep)
+    recorded = {"project": opts, "refine": {"ignore": ignore}}
     attrs = {
         "shard": prep.attrs.get("shard"),
         "split": prep.attrs.get("split"),
-        "options": opts,
-        "config_hash": config_hash(opts),
+        "options": recorded,
+        "config_hash": config_hash(recorded),
         "inputs": {"prepared": str(prepared), "clip": str(clip), "refined": str(refined)},
         "clip_backend": clip_store.attrs.get("backend"),
     }
     with StoreWriter(out, "points", attrs=attrs) as writer:
         for sample in tqdm(prep.samples, desc=f"project {Path(out).name}", unit="sample"):
-            arrays, sample_attrs = project_sample(prep, clip_store, refined_store, sample, opts, threads)
+            arrays, sample_attrs = project_sample(prep, clip_store, refined_store, sample, opts, threads, ignore)
             writer.add_sample(sample, arrays, sample_attrs)
             log.info(
                 "%s: %d of %d points seen, %d pairs in %.2f s",

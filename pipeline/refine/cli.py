@@ -6,10 +6,10 @@ import argparse
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.config import parse_options
+    from pipeline.config import stage_config
     from pipeline.refine.stage import refine_shard
 
-    refine_shard(args.clip, args.sam, args.out, parse_options(args.options))
+    refine_shard(args.clip, args.sam, args.out, stage_config(args.options)["refine"])
     return 0
 
 
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--options",
         default="{}",
-        help="the `refine` config section as JSON: nesting_order (part|object, default part), ignore "
-        "(abstain|compete, default abstain); omitted keys take the schema defaults",
+        help='{"refine": {...}}: the `refine` config section as JSON: nesting_order (part|object, default part), '
+        "ignore (abstain|compete, default abstain); omitted keys take the schema defaults",
     )
     parser.set_defaults(func=_run)

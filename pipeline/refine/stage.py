@@ -1,7 +1,7 @@
 """The refine stage runner: CLIP store + SAM store of a shard → refine store.
 
-Per view, the SAM masks (decoded with :func:`pipeline.sam.masks.decode_masks`) vote on the
-CLIP labels (:mod:`pipeline.refine.voting`); overlapping masks are painted in the configured
+Per view, the SAM masks (decoded with :func:`pipeline.stores.sam_codecs.decode_masks`) vote on the
+CLIP labels (:mod:`pipeline.refine.paint`, the one voting rule of :mod:`pipeline.voting`); overlapping masks are painted in the configured
 nesting order (``views/label``) and in the other one (``views/label_alt``), both with SAM's
 own :func:`pipeline.sam.masks.paint_order`, so segment maps and refined labels agree on what
 "part" and "object" mean.
@@ -38,8 +38,9 @@ def other_order(order: str) -> str:
 
 def refine_sample(clip, sam, sample: str, options: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Refined label maps of one sample (``views/label``, ``views/label_alt``) and statistics."""
-    from pipeline.refine.voting import refine_view
-    from pipeline.sam.masks import decode_masks, paint_order
+    from pipeline.refine.paint import refine_view
+    from pipeline.sam.masks import paint_order
+    from pipeline.stores.sam_codecs import decode_masks
 
     labels = clip.read(sample, "views/label")
     n_views, height, width = labels.shape
@@ -81,7 +82,7 @@ def refine_shard(clip: str | Path, sam: str | Path, out: str | Path, options: Ma
     from tqdm import tqdm
 
     from pipeline.config import config_hash
-    from pipeline.layout import StoreReader, StoreWriter
+    from pipeline.stores import StoreReader, StoreWriter
 
     opts = refine_options(options)
     clip_store = StoreReader(clip, "clip")
@@ -96,7 +97,7 @@ def refine_shard(clip: str | Path, sam: str | Path, out: str | Path, options: Ma
         "clip_backend": clip_store.attrs.get("backend"),
         "sam_backend": sam_store.attrs.get("backend"),
     }
-    with StoreWriter(out, "refine", attrs=attrs) as writer:
+    with StoreWriter(out, "refined", attrs=attrs) as writer:
         for sample in tqdm(clip_store.samples, desc=f"refine {Path(out).name}", unit="sample"):
             arrays, sample_attrs = refine_sample(clip_store, sam_store, sample, opts)
             writer.add_sample(sample, arrays, sample_attrs)

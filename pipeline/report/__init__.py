@@ -1,6 +1,6 @@
 """The pseudo-label quality report: how good are the CLIP, SAM-refined and projected labels?
 
-* :mod:`pipeline.report.metrics` — confusion matrices and IoU (numpy).
+* :mod:`pipeline.metrics` (shared with the trainer) — confusion matrices and IoU (numpy).
 * :mod:`pipeline.report.shard` — one shard's confusion matrices, coverage and overlay figure.
 * :mod:`pipeline.report.merge` — one split's report (JSON, Markdown, PNG) from its shards.
 * :mod:`pipeline.report.plots` — the figures (matplotlib, Agg).

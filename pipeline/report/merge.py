@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.report.metrics import accuracy, iou, labelled_only, mean_iou
+from pipeline.metrics import accuracy, iou, labelled_only, mean_iou
 from pipeline.report.shard import _write_json
 
 

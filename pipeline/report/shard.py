@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.report.metrics import confusion
+from pipeline.metrics import confusion
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,17 @@ def shard_report(
 ) -> dict[str, Any]:
     """Compute the shard's confusion matrices and coverage, write them as JSON to ``out``."""
     from pipeline.images import read_view_images, resize_image
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
     from pipeline.refine.stage import other_order
     from pipeline.vocab import benchmark as get_benchmark
     from pipeline.vocab import prepared_ground_truth_luts
 
     bench = get_benchmark(benchmark)
     k = bench.n_classes
-    prep = StoreReader(prepared, "prepare")
+    prep = StoreReader(prepared, "prepared")
     clip_store = StoreReader(clip, "clip")
     sam_store = StoreReader(sam, "sam")
-    ref_store = StoreReader(refined, "refine")
+    ref_store = StoreReader(refined, "refined")
     pts_store = StoreReader(points, "points")
     luts = prepared_ground_truth_luts(prep.attrs, bench)
     order = ref_store.attrs.get("options", {}).get("nesting_order", "part")

@@ -18,14 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` if available else ``cpu``; explicit CUDA devices must exist."""
-    import torch
+    """The ``sam.device`` value resolved (:func:`pipeline.devices.resolve_device`), as a string."""
+    from pipeline.devices import resolve_device as resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"config key sam.device: {device!r} requested but CUDA is not available")
-    return device
+    return str(resolve(device, "sam.device"))
 
 
 def resolve_precision(precision: str, device: str) -> str:

@@ -6,14 +6,14 @@ import argparse
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.config import parse_options
+    from pipeline.config import stage_config
     from pipeline.sam.stage import run_sam_stage
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    run_sam_stage(args.prepared, args.out, parse_options(args.options), shard=args.shard)
+    run_sam_stage(args.prepared, args.out, stage_config(args.options)["sam"], shard=args.shard)
     return 0
 
 
@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--options",
         default="{}",
-        help="the `sam` config section as JSON (defaults filled from workflow/schemas/config.schema.yaml), "
-        "e.g. '{\"model_type\": \"vit_h\", \"checkpoint\": \"sam_vit_h_4b8939.pth\"}'",
+        help='{"sam": {...}}: the `sam` config section as JSON (defaults filled from the schema), '
+        "e.g. '{\"sam\": {\"model_type\": \"vit_h\", \"checkpoint\": \"sam_vit_h_4b8939.pth\"}}'",
     )
     parser.add_argument("--shard", default=None, help="shard name recorded in metadata (default: the prepared store's)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")

@@ -1,10 +1,6 @@
-"""Mask encoding and segment-id maps (numpy only: the refine stage and the trainer import it).
+"""Masks of a view → the ``sam`` store's arrays: boxes, nesting (paint) order, segment-id maps.
 
-Encoding (``masks/rle``): a mask of shape (H, W) at label resolution is flattened row-major
-(``mask.ravel()``, index ``y * W + x``) and stored as alternating run lengths
-``[background, foreground, background, ...]`` that always start with a background run (length 0
-if pixel 0 is foreground) and sum to ``H * W``. Runs are uint32. A view's masks are
-``masks[view_off[v]:view_off[v + 1]]`` and mask ``m``'s runs are ``rle[rle_off[m]:rle_off[m + 1]]``.
+The run-length codec itself is :mod:`pipeline.stores.sam_codecs`.
 
 Nesting order of the segment-id map (``views/segments``), for a pixel covered by several masks:
 
@@ -21,39 +17,10 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.stores.sam_codecs import encode_rle
+
 NESTING_ORDERS = ("part", "object")
 DEFAULT_NESTING_ORDER = "part"
-
-
-def encode_rle(mask: np.ndarray) -> np.ndarray:
-    """Binary mask (H, W) → row-major run lengths (uint32), starting with a background run."""
-    flat = np.asarray(mask, dtype=bool).ravel()
-    if flat.size == 0:
-        return np.zeros(1, dtype=np.uint32)
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    runs = np.diff(bounds)
-    if flat[0]:
-        runs = np.concatenate([[0], runs])
-    return runs.astype(np.uint32)
-
-
-def decode_rle(runs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Row-major run lengths → binary mask (H, W) bool. Raises ValueError if runs do not sum to H*W."""
-    runs = np.asarray(runs, dtype=np.int64)
-    total = int(shape[0]) * int(shape[1])
-    if int(runs.sum()) != total:
-        raise ValueError(f"runs sum to {int(runs.sum())}, expected {total} for shape {tuple(shape)}")
-    values = (np.arange(runs.size) % 2).astype(bool)
-    return np.repeat(values, runs).reshape(shape)
-
-
-def decode_masks(rle: np.ndarray, rle_offsets: np.ndarray, masks: Sequence[int] | range, shape: tuple[int, int]) -> np.ndarray:
-    """Masks with the given indices → (M, H, W) bool (``rle``/``rle_offsets`` as stored)."""
-    out = np.zeros((len(masks), int(shape[0]), int(shape[1])), dtype=bool)
-    for i, m in enumerate(masks):
-        out[i] = decode_rle(rle[int(rle_offsets[m]) : int(rle_offsets[m + 1])], shape)
-    return out
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:

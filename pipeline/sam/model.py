@@ -8,7 +8,6 @@ only when the configuration asks for them (``random_init: true``), and are then 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pipeline.errors import InputFileError, UserError
+from pipeline.provenance import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +124,6 @@ def build_sam(model_type: str, tiny: Mapping[str, Any] | None = None):
         pixel_std=[58.395, 57.12, 57.375],
     )
     return sam.eval()
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 16 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import numpy as np
 
 from pipeline.camera import sam_cell_index, sam_valid_grid
 from pipeline.images import resize_labels
-from pipeline.sam.features import FEATURE_DIM
+from pipeline.stores.sam_codecs import FEATURE_DIM
 from pipeline.sam.masks import ViewMasks
 
 ZERO_NOISE = {
