@@ -1,5 +1,5 @@
 # CNS label-free segmentation workflow. Rules live in workflow/rules/; see README.md.
-# Targets: prepare, pseudo_labels, train_stage1, train_stage2, evaluate, all (the default).
+# Targets: prepare, pseudo_labels, train_stage1, train_stage2, evaluate, all (the default), ablation.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/prepare.smk"
@@ -9,6 +9,7 @@ include: "workflow/rules/refine.smk"
 include: "workflow/rules/project.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/ablation.smk"
 include: "workflow/rules/targets.smk"
 
 

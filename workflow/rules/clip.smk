@@ -10,7 +10,7 @@ rule clip_text:
     output:
         CLIP_TEXT,
     params:
-        options=canonical_json(CLIP_OPTIONS),
+        options=store_options("clip"),
     threads: 2
     conda:
         CONDA_ENV
@@ -26,12 +26,12 @@ rule clip_text:
 rule clip_shard:
     """Label every view of one shard with CLIP (atomic store: it appears only when complete)."""
     input:
-        prepared=stage_store("prepared"),
+        **store_inputs("clip"),
         model=clip_model_inputs,
     output:
-        directory(stage_store("clip")),
+        directory(store("clip")),
     params:
-        options=canonical_json(CLIP_OPTIONS),
+        options=store_options("clip"),
         text=lambda wildcards, input: f"--text {shlex.quote(input.model[-1])}" if CLIP_REAL else "",
     threads: 2
     conda:

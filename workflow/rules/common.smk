@@ -19,15 +19,18 @@ shell.prefix(
 )
 CONDA_ENV = str(REPO / "environment.yml")
 
-from pipeline.config import canonical_json  # noqa: E402
-from pipeline.prepare import prepare_options  # noqa: E402
+from pipeline.config import canonical_json, schema_path  # noqa: E402
+from pipeline.runs import AblationRuns  # noqa: E402
 from pipeline.shards import assign_shards, parse_shard  # noqa: E402
+from pipeline.stores import (  # noqa: E402
+    PSEUDO_LABEL_STORES, stage2_needs_predictions, stage_options, store_path, store_spec, trainer_options, trainer_stores,
+)
 
 
 configfile: str(REPO / "config.yaml")
 
 
-validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+validate(config, str(schema_path()))
 
 RESULTS = config["results"].rstrip("/")
 DATASET = config["dataset"]
@@ -35,40 +38,10 @@ DEMO = DATASET["demo"]
 ROOT = DATASET["root"].rstrip("/")
 SCANS = f"{ROOT}/{DATASET['scans_dir']}"
 
-# `--forcerun <stage>` forces that stage's per-shard jobs. A stage's target rule has no work of
-# its own, and Snakemake would otherwise add it as a target (pulling in every shard), so the
-# stage name is swapped for its per-shard rule just before the DAG is built. Snakemake parses
-# this file before it knows the command line's DAG settings, hence the wrap; a test runs it.
-STAGE_SHARD_RULES = {
-    "prepare": "prepare_shard",
-    "clip": "clip_shard",
-    "sam": "sam_shard",
-    "refine": "refine_shard",
-    "project": "project_shard",
-}
-
-
-def _alias_forced_stages(prepare_dag):
-    def wrapped(*args, **kwargs):
-        settings = workflow.dag_settings
-        if settings is not None and set(settings.forcerun) & STAGE_SHARD_RULES.keys():
-            settings.forcerun = frozenset(STAGE_SHARD_RULES.get(r, r) for r in settings.forcerun)
-        return prepare_dag(*args, **kwargs)
-
-    return wrapped
-
-
-if hasattr(workflow, "_prepare_dag"):
-    workflow._prepare_dag = _alias_forced_stages(workflow._prepare_dag)
-
-
-# GPU jobs declare `resources: gpu=1`. Without a global `gpu` limit Snakemake would run as many
-# of them at once as cores allow, stacking several ViT-H models on one card; so a run that sets
-# no limit (no --resources gpu=N, no profile) gets gpu=1. The slurm profile sets its own limit.
-if "gpu" not in workflow.global_resources:
-    from snakemake.resources import Resource
-
-    workflow.global_resources["gpu"] = Resource("gpu", 1)
+# GPU rules declare `resources: gpu=1`; the cap on how many run at once comes from the profile
+# (workflow/profiles/default: gpu=1, never two ViT-H models on one card) or `--resources gpu=N`.
+# Per-shard rules are named <stage>_shard: `--forcerun clip_shard` forces the clip stage of the
+# requested shards (README, "Shards").
 
 
 def split_samples():
@@ -116,13 +89,29 @@ def quoted(items):
     return " ".join(shlex.quote(str(i)) for i in items)
 
 
-def stage_store(stage, shard="{shard}"):
-    """Path of a stage store of one shard (the wildcard pattern by default)."""
-    return f"{RESULTS}/{stage}/{shard}.zarr"
+def store(name, shard="{shard}"):
+    """Path of store ``name`` of one shard (the wildcard pattern by default); the registry owns it."""
+    return store_path(RESULTS, name, shard)
 
 
-def all_stores(stage, splits=None):
-    return [stage_store(stage, s) for s in SHARDS if splits is None or parse_shard(s)[0] in splits]
+def all_stores(name, splits=None, results=None):
+    """Store ``name`` of every shard (of ``splits``, if given)."""
+    return [store_path(results or RESULTS, name, s) for s in SHARDS if splits is None or parse_shard(s)[0] in splits]
+
+
+def store_inputs(name):
+    """The stores that the stage writing store ``name`` reads, by name (a rule's named inputs)."""
+    return {read: store(read) for read in store_spec(name).reads}
+
+
+def store_options(name, cfg=None):
+    """``--options`` of the stage writing store ``name``: the config keys the registry says it depends on."""
+    return canonical_json(stage_options(cfg or config, name))
+
+
+def store_args(names, what="input"):
+    """``--<name> {input.<name>:q}`` for each store name: a rule's store options on the command line."""
+    return " ".join(f"--{n} {{{what}.{n}:q}}" for n in names)
 
 
 def prepare_inputs(wildcards):
@@ -134,7 +123,6 @@ def prepare_inputs(wildcards):
     return files
 
 
-CLIP_OPTIONS = {"clip": config["clip"], "vocabulary": config["vocabulary"]}
 CLIP_REAL = config["clip"]["backend"] != "simulated"
 CLIP_TEXT = f"{RESULTS}/clip/text_classifier.safetensors"
 
@@ -154,3 +142,68 @@ def sam_checkpoint_inputs(wildcards):
     """The SAM checkpoint file, if one is configured."""
     path = config["sam"].get("checkpoint")
     return [path] if config["sam"]["backend"] != "simulated" and path else []
+
+
+def train_splits(cfg):
+    """Splits a run trains on: train, plus val when train.transductive (reported in its metadata)."""
+    return ["train", "val"] if cfg["train"]["transductive"] else ["train"]
+
+
+def training_inputs(command, cfg):
+    """Named inputs of a training command: the stores it reads (``predictions`` excluded: they
+    belong to a run, not to the pipeline), every training shard of each."""
+    return {name: all_stores(name, train_splits(cfg)) for name in trainer_stores(command, cfg["train"]) if name != "predictions"}
+
+
+def evaluation_inputs(cfg):
+    """The stores evaluate reads, every shard of the evaluation splits."""
+    return {name: all_stores(name, cfg["evaluate"]["splits"]) for name in trainer_stores("evaluate")}
+
+
+def store_flags(input, names):
+    """``--<store> <paths>`` for the stores among ``names`` that the job was given."""
+    flags = []
+    for name in names:
+        paths = getattr(input, name, None) if name in input.keys() else None
+        paths = [paths] if isinstance(paths, str) else list(paths or [])
+        if paths:
+            flags.append(f"--{name} {quoted(paths)}")
+    return " ".join(flags)
+
+
+# Training runs come in two families that share the training rules (train.smk): the main run
+# under <results>/ and the ablation rows under <results>/ablation/<row>/seed<k>/ (ablation.smk),
+# each with its own config; `owner` is the run folder whose stage 1 and predictions a run uses.
+class TrainFamily:
+    """Rule-name prefix, run folder pattern, config and owner of one family of training runs."""
+
+    def __init__(self, prefix, base, cfg, owner, constraints):
+        self.prefix, self.base, self.cfg, self.owner, self.constraints = prefix, base, cfg, owner, constraints
+
+
+ABLATION_RUNS = AblationRuns(config, search=[Path.cwd(), REPO])
+ABLATION_DIR = f"{RESULTS}/ablation"
+ABLATION_BASE = f"{ABLATION_DIR}/{{preset}}/seed{{seed}}"
+ABLATION_CONSTRAINTS = {"preset": r"[A-Za-z0-9_.-]+", "seed": r"\d+"}
+
+
+def ablation_cfg(w):
+    """The config of one ablation row and seed."""
+    return ABLATION_RUNS.row_config(w.preset, int(w.seed))
+
+
+def ablation_owner(w):
+    """Run folder whose stage 1 and predictions an ablation row uses."""
+    return f"{ABLATION_DIR}/{ABLATION_RUNS.owner(w.preset, int(w.seed))}/seed{w.seed}"
+
+
+def ablation_final(w):
+    """An ablation row's final checkpoint: its stage 2's, or its owner's stage 1's without stage 2."""
+    stage, row = ABLATION_RUNS.final_stage(w.preset, int(w.seed))
+    return f"{ABLATION_DIR}/{row}/seed{w.seed}/train/{stage}/final.pt"
+
+
+TRAIN_FAMILIES = [
+    TrainFamily("", RESULTS, lambda w: config, lambda w: RESULTS, {}),
+    TrainFamily("ablation_", ABLATION_BASE, ablation_cfg, ablation_owner, ABLATION_CONSTRAINTS),
+]

@@ -6,11 +6,11 @@ rule prepare_shard:
     input:
         prepare_inputs,
     output:
-        directory(stage_store("prepared")),
+        directory(store("prepared")),
     params:
         split=shard_split,
         samples=lambda wc: quoted(shard_samples(wc)),
-        options=canonical_json(prepare_options(DATASET)),
+        options=store_options("prepared"),
     threads: 2
     conda:
         CONDA_ENV
@@ -28,7 +28,7 @@ rule prepare_shard:
 rule manifest_shard:
     """Parquet manifest of one prepared store."""
     input:
-        stage_store("prepared"),
+        store("prepared"),
     output:
         f"{RESULTS}/manifests/{{shard}}.parquet",
     conda:

@@ -4,13 +4,11 @@
 rule project_shard:
     """Project one shard's points into its views; majority of refined and raw CLIP labels (atomic store)."""
     input:
-        prepared=stage_store("prepared"),
-        clip=stage_store("clip"),
-        refined=stage_store("refined"),
+        **store_inputs("points"),
     output:
-        directory(stage_store("points")),
+        directory(store("points")),
     params:
-        options=canonical_json(config["project"]),
+        options=store_options("points"),
     threads: 2
     conda:
         CONDA_ENV

@@ -4,12 +4,11 @@
 rule refine_shard:
     """Refine one shard's CLIP labels with its SAM masks, in both nesting orders (atomic store)."""
     input:
-        clip=stage_store("clip"),
-        sam=stage_store("sam"),
+        **store_inputs("refined"),
     output:
-        directory(stage_store("refined")),
+        directory(store("refined")),
     params:
-        options=canonical_json(config["refine"]),
+        options=store_options("refined"),
     conda:
         CONDA_ENV
     resources:

@@ -7,11 +7,7 @@ REPORT_DIR = f"{RESULTS}/reports/pseudo_labels"
 rule report_shard:
     """One shard's confusion matrices (raw/refined pixels and points), coverage and overlays."""
     input:
-        prepared=stage_store("prepared"),
-        clip=stage_store("clip"),
-        sam=stage_store("sam"),
-        refined=stage_store("refined"),
-        points=stage_store("points"),
+        **{name: store(name) for name in ("prepared", *PSEUDO_LABEL_STORES)},
     output:
         json=f"{REPORT_DIR}/shards/{{shard}}.json",
         overlays=report(

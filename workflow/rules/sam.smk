@@ -5,12 +5,12 @@
 rule sam_shard:
     """Run SAM (or its simulated backend) on every view of one shard (atomic store)."""
     input:
-        prepared=stage_store("prepared"),
+        **store_inputs("sam"),
         model=sam_checkpoint_inputs,
     output:
-        directory(stage_store("sam")),
+        directory(store("sam")),
     params:
-        options=canonical_json(config["sam"]),
+        options=store_options("sam"),
     threads: 2
     conda:
         CONDA_ENV

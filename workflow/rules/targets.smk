@@ -1,15 +1,9 @@
-# Targets users type. None has work of its own; `--forcerun <stage>` forces the stage's
-# per-shard jobs (see common.smk). `rule all` (in the Snakefile) collects ALL_TARGETS.
+# Targets users type. None has work of its own; `--forcerun <stage>_shard` forces a stage's
+# per-shard jobs among the requested ones. `rule all` (in the Snakefile) collects ALL_TARGETS.
 
 PREPARE_TARGETS = [*all_stores("prepared"), f"{RESULTS}/manifest.parquet"]
 SPLIT_REPORTS = [f"{REPORT_DIR}/{split}.{ext}" for split in sorted({parse_shard(s)[0] for s in SHARDS}) for ext in ("json", "md", "png")]
-PSEUDO_LABEL_TARGETS = [
-    *all_stores("clip"),
-    *all_stores("sam"),
-    *all_stores("refined"),
-    *all_stores("points"),
-    *SPLIT_REPORTS,
-]
+PSEUDO_LABEL_TARGETS = [*(path for name in PSEUDO_LABEL_STORES for path in all_stores(name)), *SPLIT_REPORTS]
 # train_stage1 and train_stage2 are single jobs (workflow/rules/train.smk): their rule names are the targets.
 TRAIN_STAGE1_TARGETS = [f"{RESULTS}/train/stage1/final.pt"]
 TRAIN_STAGE2_TARGETS = [f"{RESULTS}/train/stage2/final.pt"]
@@ -29,6 +23,8 @@ localrules:
     project,
     pseudo_label_report,
     pseudo_labels,
+    ablation,
+    ablation_table,
 
 
 rule prepare:
