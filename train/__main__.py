@@ -1,6 +1,6 @@
 """``python -m train <command>``: the CNS co-trainer's command line (Snakemake rules call it).
 
-Commands: ``stage1``, ``predict``, ``stage2``, ``evaluate``, ``ablation``. Several GPUs:
+Commands: ``stage1``, ``predict``, ``stage2``, ``evaluate``, ``ablation-table``. Several GPUs:
 ``torchrun --nproc-per-node N -m train stage1 ...`` (DDP; gloo on CPU). Configuration comes
 from ``--config`` (a YAML file, validated like Snakemake validates it) and/or ``--options``
 (JSON sections, as the rules pass them); ``--set key=value`` overrides single keys.
@@ -21,16 +21,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # up to 29 s beside another training process on 2 cores). Set OMP_WAIT_POLICY=ACTIVE to override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-STORE_ROLES_HELP = {
-    "prepared": "prepared stores (<results>/prepared/<shard>.zarr), one per shard",
-    "refined": "refine stores, one per shard (matched to the prepared stores by file name)",
-    "points": "points stores (pseudo-labels carried to points, pixel<->point pairs), one per shard",
-    "sam": "sam stores (segments, feature maps), one per shard",
-    "clip": "clip stores (optional; only their vocabulary record is checked)",
-    "predictions": "predictions stores of the stage-1 networks (stage 2, frozen targets)",
-}
-
-
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", nargs="+", metavar="YAML",
                         help="YAML config file(s), merged in order like Snakemake's --configfile over config.yaml "
@@ -42,9 +32,18 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _store_args(parser: argparse.ArgumentParser, roles: list[str], required: list[str]) -> None:
-    for role in roles:
-        parser.add_argument(f"--{role}", nargs="+", required=role in required, metavar="STORE", help=STORE_ROLES_HELP[role])
+def _store_args(parser: argparse.ArgumentParser, command: str, one: bool = False) -> None:
+    """One ``--<store>`` option per store the command reads (the registry's list), required or not."""
+    from pipeline.stores import required_trainer_stores, store_spec, trainer_stores
+
+    required = required_trainer_stores(command)
+    for name in trainer_stores(command):
+        spec = store_spec(name)
+        where = f"<results>/{name}/<shard>.zarr"
+        help_ = f"{spec.doc} ({where}, written by the {spec.stage} stage)" + ("" if one else "; one per shard, matched by file name")
+        if name not in required:
+            help_ += "; optional" + (" (needed when stage 2 has frozen self/cross sources)" if name == "predictions" else "")
+        parser.add_argument(f"--{name}", nargs=None if one else "+", required=name in required, metavar="STORE", help=help_)
 
 
 def _load(args: argparse.Namespace) -> dict:
@@ -54,16 +53,18 @@ def _load(args: argparse.Namespace) -> dict:
     return load_options(args.config, args.options, parse_overrides(args.set))
 
 
-def _stores(args: argparse.Namespace, roles: list[str]) -> dict[str, list[str]]:
-    return {role: list(getattr(args, role)) for role in roles if getattr(args, role, None)}
+def _stores(args: argparse.Namespace, command: str) -> dict:
+    """``{store: path(s)}`` of the ``--<store>`` options given."""
+    from pipeline.stores import trainer_stores
+
+    return {name: getattr(args, name) for name in trainer_stores(command) if getattr(args, name, None)}
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
     from train.engine.trainer import run_stage
 
     config = _load(args)
-    roles = ["prepared", "refined", "points", "sam", "clip", "predictions"]
-    run_stage(config, args.command, _stores(args, roles), args.out, init=getattr(args, "init", None),
+    run_stage(config, args.command, _stores(args, args.command), args.out, init=getattr(args, "init", None),
               stop_after=args.stop_after, progress=not args.no_progress)
     return 0
 
@@ -71,10 +72,7 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from train.predict import predict_shard
 
-    config = _load(args)
-    train = config["train"]
-    predict_shard(args.checkpoint, {"prepared": args.prepared, "sam": args.sam, "points": args.points}, args.out,
-                  refine=train["predict"]["refine"], device=train["device"], threads=train["threads"])
+    predict_shard(args.checkpoint, _stores(args, "predict"), args.out, _load(args))
     return 0
 
 
@@ -83,7 +81,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     config = _load(args)
     ev, train = config["evaluate"], config["train"]
-    metrics = evaluate(args.checkpoint, _stores(args, ["prepared", "refined", "points", "sam"]), args.out,
+    metrics = evaluate(args.checkpoint, _stores(args, "evaluate"), args.out,
                        export_benchmark=ev["export_benchmark"], export_ply=ev["export_ply"], pseudo_labels=ev["pseudo_labels"],
                        device=train["device"], threads=train["threads"])
     res = metrics["results"]
@@ -93,10 +91,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_ablation(args: argparse.Namespace) -> int:
-    from train.ablation import run_ablation
+def _cmd_ablation_table(args: argparse.Namespace) -> int:
+    from train.ablation import write_table
 
-    run_ablation(args.config, args.presets, args.results, args.out, seeds=args.seeds, overrides=args.set)
+    write_table(args.runs, args.presets, args.markdown, args.json)
     return 0
 
 
@@ -112,14 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    all_roles = ["prepared", "refined", "points", "sam", "clip", "predictions"]
 
     s1 = sub.add_parser("stage1", help="train stage 1 (refined pseudo-labels, switching, latent consistency)",
                         description="Train both networks on the SAM-refined pseudo-labels of the given shards, with "
                         "prediction-consistency switching and latent consistency to SAM's features (train.stage1). "
                         "Resumes from the newest checkpoint in --out written with the same settings.")
     s1.add_argument("--out", required=True, help="run directory; final.pt appears there when the stage is done")
-    _store_args(s1, all_roles[:-1], ["prepared", "refined", "points", "sam"])
+    _store_args(s1, "stage1")
     _config_args(s1)
     s1.add_argument("--stop-after", type=int, default=None, help="stop after the checkpoint of this step, as if killed (tests)")
     s1.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -131,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "SAM-refined predictions, frozen (--predictions stores) or online.")
     s2.add_argument("--out", required=True, help="run directory; final.pt appears there when the stage is done")
     s2.add_argument("--init", required=True, help="stage-1 checkpoint (final.pt) the networks start from")
-    _store_args(s2, all_roles, ["prepared", "refined", "points", "sam"])
+    _store_args(s2, "stage2")
     _config_args(s2)
     s2.add_argument("--stop-after", type=int, default=None, help="stop after the checkpoint of this step, as if killed (tests)")
     s2.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -142,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "predictions store (2D and 3D predictions, refined by SAM segments, carried across modalities "
                         "through the pairs): the frozen targets of stage 2.")
     pr.add_argument("--checkpoint", required=True, help="checkpoint file (stage 1's final.pt)")
-    pr.add_argument("--prepared", required=True, help="the shard's prepared store")
-    pr.add_argument("--sam", required=True, help="the shard's sam store (segments)")
-    pr.add_argument("--points", required=True, help="the shard's points store (pairs)")
+    _store_args(pr, "predict", one=True)
     pr.add_argument("--out", required=True, help="output predictions store (<results>/predictions/<shard>.zarr)")
     _config_args(pr)
     pr.set_defaults(func=_cmd_predict)
@@ -155,22 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "the pipeline's pseudo-labels as reference rows, ScanNet benchmark files and coloured PLY meshes.")
     ev.add_argument("--checkpoint", required=True, help="checkpoint file (the final one is what we report)")
     ev.add_argument("--out", required=True, help="output folder (metrics.json, metrics.md, confusion_*.json, benchmark/, ply/)")
-    _store_args(ev, ["prepared", "refined", "points", "sam"], ["prepared"])
+    _store_args(ev, "evaluate")
     _config_args(ev)
     ev.set_defaults(func=_cmd_evaluate)
 
-    ab = sub.add_parser("ablation", help="run the ablation presets over several seeds and tabulate mean and spread",
-                        description="For each preset (workflow/configs/ablation/*.yaml) and seed: stage 1, predict, stage 2 "
-                        "when the preset enables it, evaluate; then one table (2D and 3D mIoU, mean and spread over seeds).")
-    ab.add_argument("--config", nargs="+", metavar="YAML",
-                    help="base YAML config file(s), merged in order "
-                    "(e.g. --config config.yaml workflow/configs/demo_learning.yaml)")
-    ab.add_argument("--presets", nargs="+", required=True, help="preset YAML files applied on top of the base config, one row each")
-    ab.add_argument("--results", required=True, help="results folder holding the pipeline's stores (<results>/<stage>/<shard>.zarr)")
-    ab.add_argument("--out", required=True, help="output folder (runs, table.md, table.json)")
-    ab.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
-    ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key for every row")
-    ab.set_defaults(func=_cmd_ablation)
+    ab = sub.add_parser("ablation-table", help="tabulate ablation runs: mean, spread and range over seeds per row",
+                        description="Build the ablation table from evaluated runs (what `snakemake ablation` runs; see "
+                        "workflow/rules/ablation.smk): per row, 2D and 3D mIoU of the final checkpoints as mean ± sample "
+                        "standard deviation and min-max over seeds, and the pipeline's pseudo-labels as reference.")
+    ab.add_argument("--runs", nargs="+", required=True, metavar="ROW:SEED:DIR",
+                    help="evaluated runs: row name, seed and the evaluate output folder (holding metrics.json)")
+    ab.add_argument("--presets", nargs="*", default=[], metavar="ROW:FILE", help="the preset file of each row (recorded)")
+    ab.add_argument("--markdown", required=True, help="output table.md")
+    ab.add_argument("--json", required=True, help="output table.json")
+    ab.set_defaults(func=_cmd_ablation_table)
     return parser
 
 

@@ -1,82 +1,28 @@
-"""The ablation table: each preset (one row) x each seed → stage 1, predict, stage 2, evaluate.
+"""The ablation table from evaluated runs: per row, mean ± spread and range over seeds.
 
-Rows are config presets (``workflow/configs/ablation/*.yaml``) applied on top of a base config.
-Every run lives in ``<out>/runs/<row>/seed<k>/`` and is skipped when its ``eval/metrics.json``
-exists, so an interrupted ablation continues; stage-1 runs are shared between rows with the same
-stage-1 settings (``<out>/stage1/<hash>/``). The table reports the final checkpoint of each
-run (stage 2's when the row enables it, else stage 1's): 2D and 3D mIoU as mean ± sample
-standard deviation and min-max over seeds, plus the pipeline's pseudo-labels on the same
-samples as the reference row.
+The runs themselves are Snakemake jobs (``snakemake ablation``, workflow/rules/ablation.smk):
+every row (a config preset) × seed runs stage 1, predict, stage 2 and evaluate through the
+training rules, with Snakemake's rerun triggers. This module only reads their ``metrics.json``:
+2D and 3D mIoU of each run's final checkpoint as mean ± sample standard deviation and min-max
+over seeds, plus the pipeline's pseudo-labels on the same samples as the reference row.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from pipeline.config import deep_merge, load_config, parse_overrides
+from pipeline.atomic import atomic_write_text
 from pipeline.errors import UserError
-
-log = logging.getLogger(__name__)
-
-
-def shard_stores(results: str | Path, splits: Sequence[str], roles: Sequence[str]) -> dict[str, list[str]]:
-    """Stores of every shard of ``splits`` found under ``results`` (``<results>/<role>/<split>-NNN.zarr``)."""
-    results = Path(results)
-    prepared = sorted(p for split in splits for p in (results / "prepared").glob(f"{split}-[0-9][0-9][0-9].zarr"))
-    if not prepared:
-        raise UserError(f"{results}/prepared: no stores of splits {list(splits)} (run `snakemake pseudo_labels` first)")
-    return {role: [str(results / role / p.name) for p in prepared] for role in roles}
-
-
-def run_one(config: dict, results: str | Path, run_dir: Path, shared: Path, progress: bool = False) -> dict:
-    """Stage 1 → (predict → stage 2) → evaluate for one config; returns the metrics dict.
-
-    Stage-1 runs (and their predictions) live in ``shared/<stage-1 run hash>/``: rows whose
-    stage-1 settings are equal (e.g. "+ switching" and "+ stage 2") share them.
-    """
-    from train.engine.trainer import run_hash, run_stage
-    from train.evaluate import evaluate
-    from train.predict import predict_shard
-
-    metrics_path = run_dir / "eval" / "metrics.json"
-    if metrics_path.is_file():
-        return json.loads(metrics_path.read_text())
-    train = config["train"]
-    splits = ["train", "val"] if train["transductive"] else ["train"]
-    roles = ["prepared", "refined", "points", "sam", "clip"]
-    stores = shard_stores(results, splits, roles)
-    if not all(Path(p).exists() for p in stores["clip"]):
-        stores.pop("clip")
-    stage1_dir = shared / run_hash(config, "stage1")
-    final = stage1_dir / "final.pt"
-    if not final.is_file():
-        final = run_stage(config, "stage1", stores, stage1_dir, progress=progress)
-    stage2 = train["stage2"]
-    if stage2["enabled"]:
-        needs = stage2["predictions"] == "frozen" and any(stage2["sources"].get(s, 0) > 0 for s in ("self", "cross"))
-        if needs:
-            preds = []
-            for prep, sam, pts in zip(stores["prepared"], stores["sam"], stores["points"]):
-                out = stage1_dir / "predictions" / Path(prep).name
-                if not out.exists():
-                    predict_shard(final, {"prepared": prep, "sam": sam, "points": pts}, out, refine=train["predict"]["refine"],
-                                  device=train["device"], threads=train["threads"])
-                preds.append(str(out))
-            stores = {**stores, "predictions": preds}
-        final = run_stage(config, "stage2", stores, run_dir / "stage2", init=final, progress=progress)
-    ev = config["evaluate"]
-    eval_stores = shard_stores(results, ev["splits"], ["prepared", "refined", "points", "sam"])
-    return evaluate(final, eval_stores, run_dir / "eval", export_benchmark=False, export_ply=False,
-                    pseudo_labels=True, device=train["device"], threads=train["threads"])
 
 
 def _stats(values: list[float]) -> dict:
     arr = np.array(values, dtype=np.float64) * 100
+    if arr.size == 0:
+        return {"values": [], "mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
     return {
         "values": [round(float(v), 2) for v in arr],
         "mean": float(arr.mean()),
@@ -86,51 +32,56 @@ def _stats(values: list[float]) -> dict:
     }
 
 
-def run_ablation(
-    base_config: str | Sequence[str] | None,
-    presets: Sequence[str],
-    results: str,
-    out: str,
-    seeds: Sequence[int] = (0, 1, 2),
-    overrides: Sequence[str] = (),
-) -> dict:
-    """Run every preset × seed and write ``table.md`` / ``table.json`` into ``out``."""
-    import yaml
+def _parse_runs(runs: Sequence[str]) -> dict[str, dict[int, Path]]:
+    """``ROW:SEED:DIR`` items → {row: {seed: metrics.json}} in the order given."""
+    out: dict[str, dict[int, Path]] = {}
+    for item in runs:
+        parts = item.split(":", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            raise UserError(f"--runs {item!r}: expected ROW:SEED:DIR")
+        row, seed, folder = parts[0], int(parts[1]), Path(parts[2])
+        metrics = folder / "metrics.json"
+        if not metrics.is_file():
+            raise UserError(f"{metrics}: not found (run `snakemake ablation` to evaluate row {row} seed {seed})")
+        out.setdefault(row, {})[seed] = metrics
+    return out
 
-    out_dir = Path(out)
-    rows: dict[str, dict] = {}
-    reference = None
-    for preset in presets:
-        name = Path(preset).stem
-        with open(preset, encoding="utf-8") as handle:
-            preset_cfg = yaml.safe_load(handle) or {}
-        per_seed = []
-        for seed in seeds:
-            extra = deep_merge(deep_merge(preset_cfg, parse_overrides(overrides)), {"train": {"seed": int(seed)}})
-            config = load_config(base_config, extra)
-            log.info("ablation row %s seed %d", name, seed)
-            metrics = run_one(config, results, out_dir / "runs" / name / f"seed{seed}", out_dir / "stage1")
-            per_seed.append(metrics)
-            if reference is None:
-                reference = {k: metrics["results"][k]["miou"] for k in ("pseudo2d", "pseudo3d", "pseudo2d_all", "pseudo3d_all") if k in metrics["results"]}
-        rows[name] = {
-            "preset": str(preset),
-            "seeds": list(seeds),
-            "2d": _stats([m["results"]["2d"]["miou"] for m in per_seed if "2d" in m["results"]]),
-            "3d": _stats([m["results"]["3d"]["miou"] for m in per_seed if "3d" in m["results"]]),
+
+def build_table(runs: Sequence[str], presets: Sequence[str] = ()) -> dict:
+    """The table as a dict: rows (2D/3D stats, final stage, seeds), reference pseudo-label rows."""
+    parsed = _parse_runs(runs)
+    preset_files = dict(item.split(":", 1) for item in presets if ":" in item)
+    rows, reference, splits = {}, {}, set()
+    seeds_of_rows = {tuple(sorted(s)) for s in parsed.values()}
+    if len(seeds_of_rows) > 1:
+        raise UserError(f"rows were run with different seeds {sorted(seeds_of_rows)}; every row needs the same seeds")
+    for row, by_seed in parsed.items():
+        per_seed = [json.loads(path.read_text()) for _, path in sorted(by_seed.items())]
+        results = [m["results"] for m in per_seed]
+        splits.update(s for m in per_seed for s in m.get("splits", []))
+        rows[row] = {
+            "preset": preset_files.get(row),
+            "seeds": sorted(by_seed),
             "stage": per_seed[0]["checkpoint"]["stage"],
+            "2d": _stats([r["2d"]["miou"] for r in results if "2d" in r]),
+            "3d": _stats([r["3d"]["miou"] for r in results if "3d" in r]),
         }
-    table = {"base_config": base_config, "results": str(results), "overrides": list(overrides), "rows": rows,
-             "pseudo_labels": {k: 100 * v for k, v in (reference or {}).items()}}
-    out_dir.mkdir(parents=True, exist_ok=True)
+        if not reference:
+            reference = {k: 100 * results[0][k]["miou"] for k in ("pseudo2d", "pseudo3d", "pseudo2d_all", "pseudo3d_all") if k in results[0]}
+    return {"rows": rows, "pseudo_labels": reference, "splits": sorted(splits)}
+
+
+def markdown(table: dict) -> str:
+    """The table as Markdown: one line per row plus the pseudo-label reference."""
+    seeds = next(iter(table["rows"].values()))["seeds"] if table["rows"] else []
     lines = [
-        f"Seeds {list(seeds)}; mIoU in percent on {', '.join(load_config(base_config)['evaluate']['splits'])}, final checkpoints; "
+        f"Seeds {seeds}; mIoU in percent on {', '.join(table['splits']) or '?'}, final checkpoints; "
         "mean ± sample std (min–max).",
         "",
         "| row | final stage | 2D mIoU | 3D mIoU |",
         "|---|---|---|---|",
     ]
-    for name, row in rows.items():
+    for name, row in table["rows"].items():
         cells = [f"{row[m]['mean']:.1f} ± {row[m]['std']:.1f} ({row[m]['min']:.1f}–{row[m]['max']:.1f})" for m in ("2d", "3d")]
         lines.append(f"| {name} | {row['stage']} | {cells[0]} | {cells[1]} |")
     ref = table["pseudo_labels"]
@@ -139,9 +90,14 @@ def run_ablation(
             f"| pseudo-labels (labelled only / all) | – | {ref.get('pseudo2d', float('nan')):.1f} / {ref.get('pseudo2d_all', float('nan')):.1f}"
             f" | {ref.get('pseudo3d', float('nan')):.1f} / {ref.get('pseudo3d_all', float('nan')):.1f} |"
         )
-    from pipeline.atomic import atomic_write_text
+    return "\n".join(lines) + "\n"
 
-    atomic_write_text(out_dir / "table.md", "\n".join(lines) + "\n")
-    atomic_write_text(out_dir / "table.json", json.dumps(table, indent=1))
-    print("\n".join(lines))
+
+def write_table(runs: Sequence[str], presets: Sequence[str], markdown_path: str | Path, json_path: str | Path) -> dict:
+    """Build the table from ``runs`` and write ``markdown_path`` and ``json_path`` atomically."""
+    table = build_table(runs, presets)
+    atomic_write_text(json_path, json.dumps(table, indent=1))
+    text = markdown(table)
+    atomic_write_text(markdown_path, text)
+    print(text, end="")
     return table

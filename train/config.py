@@ -1,14 +1,16 @@
-"""The trainer's configuration: typed views of the validated ``train`` / ``evaluate`` sections.
+"""The trainer's configuration: typed views of the validated ``train`` section.
 
-The schema (``workflow/schemas/config.schema.yaml``) owns keys, defaults and descriptions;
-this module only turns the validated dicts into frozen dataclasses that build objects
-(networks, losses, loaders), detectron2-style. Commands receive the sections as JSON from
-the Snakemake rules (``--options``) or read a YAML file by hand (``--config``).
+The schema (``pipeline/schemas/config.schema.yaml``, linked from ``workflow/schemas/``) is the
+only owner of keys, defaults and descriptions. The dataclasses here take values only (no
+defaults): :func:`train_config` builds them from a validated config, whose every key the schema
+has filled, and refuses a section whose keys differ from a dataclass's fields (a test checks the
+same statically, so a key added to one and not the other fails). Commands receive the config as
+JSON from the Snakemake rules (``--options``) or read YAML files (``--config``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping, Sequence
 
 from pipeline.errors import UserError
@@ -16,168 +18,190 @@ from pipeline.errors import UserError
 SOURCES: tuple[str, ...] = ("pseudo", "self", "cross")
 """Label sources from a network's point of view (see :mod:`train.losses.switching`)."""
 
+READ_ELSEWHERE: dict[str, str] = {"predict": "train/predict.py reads train.predict from the validated config"}
+"""Keys of the ``train`` section that :class:`TrainConfig` does not hold, and who reads them."""
+
+FROM_OTHER_SECTIONS: dict[str, str] = {"benchmark": "vocabulary.benchmark"}
+"""Fields of :class:`TrainConfig` that come from other sections (field → dotted key)."""
+
+STAGE1_FIXED: dict[str, Any] = {"enabled": True, "predictions": "frozen", "lr_scale": 1.0}
+"""What stage 1 is by definition (it has no such keys): it always runs, reads no predictions
+(``predictions`` only matters with self/cross sources) and uses the peak learning rates."""
+
 
 @dataclass(frozen=True)
 class Net2DConfig:
-    backbone: str = "resnet50"
-    backbone_weights: str | None = None
-    head_hidden: int = 0
+    """``train.net2d``: DeepLabV3's backbone, optional local backbone weights, projection-head width."""
+
+    backbone: str
+    backbone_weights: str | None
+    head_hidden: int
 
 
 @dataclass(frozen=True)
 class Net3DConfig:
-    size: str = "full"
-    backend: str = "torch"
-    voxel_size: float = 0.05
-    input_features: tuple[str, ...] = ("rgb",)
-    head_hidden: int = 0
+    """``train.net3d``: MinkUNet34 size and backend, voxel edge (metres), input channels, head width."""
+
+    size: str
+    backend: str
+    voxel_size: float
+    input_features: tuple[str, ...]
+    head_hidden: int
 
     @property
     def in_channels(self) -> int:
+        """Input channels per point: rgb 3, xyz 3, ones 1."""
         return sum({"rgb": 3, "xyz": 3, "ones": 1}[f] for f in self.input_features)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    batch_size: int = 4
-    views_per_sample: int = 2
-    crop_size: tuple[int, int] = (512, 384)
-    max_voxels_per_batch: int = 300000
-    grid_sample: bool = True
-    rotate: bool = True
-    flip: bool = True
-    scale: tuple[float, float] = (0.9, 1.1)
-    jitter: float = 0.005
-    latent_pixels_per_view: int = 4096
-    workers: int = 2
-    cache_samples: int = 8
+    """``train.data``: batches (samples x views), crops (W, H) at label resolution, augmentations."""
+
+    batch_size: int
+    views_per_sample: int
+    crop_size: tuple[int, int]
+    max_voxels_per_batch: int
+    grid_sample: bool
+    rotate: bool
+    flip: bool
+    scale: tuple[float, float]
+    jitter: float
+    latent_pixels_per_view: int
+    workers: int
+    cache_samples: int
 
     @property
     def max_voxels_per_sample(self) -> int:
+        """The voxel budget of one sample: ``max_voxels_per_batch // batch_size`` (at least 1)."""
         return max(1, self.max_voxels_per_batch // self.batch_size)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    ce2d: float = 1.0
-    ce3d: float = 1.0
-    latent2d: float = 1.0
-    latent3d: float = 1.0
-    latent_space: str = "sam"
+    """``train.loss``: loss weights and the latent space (``sam`` / ``reduced``)."""
+
+    ce2d: float
+    ce3d: float
+    latent2d: float
+    latent3d: float
+    latent_space: str
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    optimizer: str = "sgd"
-    lr2d: float = 0.01
-    lr3d: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    schedule: str = "poly"
-    warmup_steps: int = 0
-    grad_clip: float = 10.0
+    """``train.optim``: optimiser, peak learning rates, schedule, warm-up, gradient clipping."""
+
+    optimizer: str
+    lr2d: float
+    lr3d: float
+    momentum: float
+    weight_decay: float
+    schedule: str
+    warmup_steps: int
+    grad_clip: float
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One training stage: its length, label sources, switching and loss weights."""
+    """One training stage (``train.stage1`` / ``train.stage2`` resolved): its length, label
+    sources, switching, loss weights (``train.loss`` with the stage's overrides), predictions
+    mode, learning-rate scale and whether it runs."""
 
     name: str
     steps: int
     sources: dict[str, float]
     switching: bool
     loss: LossConfig
-    predictions: str = "frozen"
-    lr_scale: float = 1.0
-    enabled: bool = True
+    predictions: str
+    lr_scale: float
+    enabled: bool
 
     @property
     def needs_predictions(self) -> bool:
         """True if self/cross sources are on (stage 2)."""
-        return self.sources.get("self", 0.0) > 0 or self.sources.get("cross", 0.0) > 0
+        return self.sources["self"] > 0 or self.sources["cross"] > 0
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The whole ``train`` section plus the vocabulary it trains for."""
+    """The ``train`` section (but :data:`READ_ELSEWHERE`) plus :data:`FROM_OTHER_SECTIONS`.
+
+    ``stage1`` / ``stage2`` are the validated stage sections; :meth:`stage` resolves one (lazily,
+    so a stage that is not run is not checked).
+    """
 
     benchmark: str
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    threads: int = 0
-    transductive: bool = False
-    net2d: Net2DConfig = field(default_factory=Net2DConfig)
-    net3d: Net3DConfig = field(default_factory=Net3DConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    stage1_raw: dict = field(default_factory=dict)
-    stage2_raw: dict = field(default_factory=dict)
-    predict_refine: bool = True
+    seed: int
+    device: str
+    amp: bool
+    threads: int
+    transductive: bool
+    net2d: Net2DConfig
+    net3d: Net3DConfig
+    data: DataConfig
+    loss: LossConfig
+    optim: OptimConfig
+    checkpoint_every: int
+    keep_checkpoints: int
+    log_every: int
+    stage1: Mapping[str, Any]
+    stage2: Mapping[str, Any]
 
     def stage(self, name: str) -> StageConfig:
         """The :class:`StageConfig` of ``stage1`` or ``stage2``."""
         if name not in ("stage1", "stage2"):
             raise UserError(f"unknown stage {name!r} (stage1 or stage2)")
-        raw = self.stage1_raw if name == "stage1" else self.stage2_raw
-        overrides = dict(raw.get("loss") or {})
-        unknown = sorted(set(overrides) - set(LossConfig.__dataclass_fields__))
+        raw = dict(self.stage1 if name == "stage1" else self.stage2)
+        overrides = dict(raw.pop("loss"))
+        known = [f.name for f in fields(LossConfig)]
+        unknown = sorted(set(overrides) - set(known))
         if unknown:
-            raise UserError(f"config key train.{name}.loss: unknown keys {unknown}; known: {sorted(LossConfig.__dataclass_fields__)}")
-        loss = LossConfig(**{**asdict(self.loss), **overrides})
-        sources = {s: float((raw.get("sources") or {}).get(s, 0.0)) for s in SOURCES}
+            raise UserError(f"config key train.{name}.loss: unknown keys {unknown}; known: {sorted(known)}")
+        given = raw.pop("sources")
+        sources = {s: float(given[s]) for s in SOURCES}
         if sum(sources.values()) <= 0:
             raise UserError(f"config key train.{name}.sources: every source weight is 0")
-        return StageConfig(
-            name=name,
-            steps=int(raw.get("steps", 1)),
-            sources=sources,
-            switching=bool(raw.get("switching", True)),
-            loss=loss,
-            predictions=str(raw.get("predictions", "frozen")),
-            lr_scale=float(raw.get("lr_scale", 1.0)),
-            enabled=bool(raw.get("enabled", True)),
-        )
+        values = {**(STAGE1_FIXED if name == "stage1" else {}), **raw}
+        return _build(StageConfig, values, f"train.{name}", name=name, sources=sources, loss=replace(self.loss, **overrides))
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+def _build(cls: type, section: Mapping[str, Any], where: str, skip: Sequence[str] = (), **values: Any) -> Any:
+    """``cls`` from a validated config section: every field from ``values`` or else ``section``.
+
+    Raises :class:`UserError` when the section's keys (but ``skip``) and the fields differ: the
+    schema and this module disagree.
+    """
+    names = [f.name for f in fields(cls)]
+    given = {k: v for k, v in section.items() if k not in skip}
+    given.update(values)
+    missing, extra = sorted(set(names) - set(given)), sorted(set(given) - set(names))
+    if missing or extra:
+        raise UserError(f"config section {where}: keys {extra} are not fields of {cls.__name__}, fields {missing} have no key "
+                        "(is the config validated? do the schema and train/config.py agree?)")
+    return cls(**{name: given[name] for name in names})
 
 
 def train_config(config: Mapping[str, Any]) -> TrainConfig:
-    """Build a :class:`TrainConfig` from a validated config (needs ``train`` and ``vocabulary``)."""
-    section = dict(config["train"])
-    data = dict(section["data"])
+    """Build a :class:`TrainConfig` from a validated config (its ``train`` and ``vocabulary`` sections)."""
+    section = config["train"]
+    data = section["data"]
     if data["batch_size"] * data["views_per_sample"] < 2:
         # DeepLabV3's image-pooling branch batch-normalises one value per channel per image:
         # with a single image per step, batch norm in training mode has nothing to normalise.
         raise UserError("config keys train.data.batch_size x train.data.views_per_sample: DeepLabV3 trains on at "
                         "least 2 images per step (its image-pooling batch norm); raise either to make it >= 2")
-    data["crop_size"] = tuple(data["crop_size"])
-    data["scale"] = tuple(data["scale"])
-    net3d = dict(section["net3d"])
-    net3d["input_features"] = tuple(net3d["input_features"])
-    return TrainConfig(
+    net3d = section["net3d"]
+    return _build(
+        TrainConfig, section, "train", skip=tuple(READ_ELSEWHERE),
         benchmark=config["vocabulary"]["benchmark"],
-        seed=section["seed"],
-        device=section["device"],
-        amp=section["amp"],
-        threads=section["threads"],
-        transductive=section["transductive"],
-        net2d=Net2DConfig(**section["net2d"]),
-        net3d=Net3DConfig(**net3d),
-        data=DataConfig(**data),
-        loss=LossConfig(**section["loss"]),
-        optim=OptimConfig(**section["optim"]),
-        checkpoint_every=section["checkpoint_every"],
-        keep_checkpoints=section["keep_checkpoints"],
-        log_every=section["log_every"],
-        stage1_raw=dict(section["stage1"]),
-        stage2_raw=dict(section["stage2"]),
-        predict_refine=section["predict"]["refine"],
+        net2d=_build(Net2DConfig, section["net2d"], "train.net2d"),
+        net3d=_build(Net3DConfig, net3d, "train.net3d", input_features=tuple(net3d["input_features"])),
+        data=_build(DataConfig, data, "train.data", crop_size=tuple(data["crop_size"]), scale=tuple(data["scale"])),
+        loss=_build(LossConfig, section["loss"], "train.loss"),
+        optim=_build(OptimConfig, section["optim"], "train.optim"),
+        stage1=dict(section["stage1"]),
+        stage2=dict(section["stage2"]),
     )
 
 

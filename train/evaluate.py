@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -25,26 +26,147 @@ import numpy as np
 
 from pipeline.atomic import atomic_write_text
 from pipeline.images import read_view_images, resize_labels
-from pipeline.layout import StoreError, StoreReader
+from pipeline.metrics import confusion, markdown_table, summary
+from pipeline.stores import StoreError, StoreReader, shard_of
 from pipeline.vocab import IGNORE, benchmark, prepared_ground_truth_luts
 from train.data.stores import check_vocabulary
 from train.engine.checkpoint import load_for_inference
 from train.export import write_benchmark_labels, write_prediction_ply
 from train.inference import predict_points, predict_views
-from train.metrics import confusion, markdown_table, summary
 
 log = logging.getLogger(__name__)
 
 
 def _label_size(stores: Mapping[str, StoreReader], prepared: StoreReader, sample: str) -> tuple[int, int]:
-    for role in ("refined", "sam", "predictions"):
-        reader = stores.get(role)
-        if reader is not None and sample in reader.samples:
+    for reader in stores.values():
+        if sample in reader.samples:
             sizes = reader.sample_attrs(sample)["sizes"]
             if "Wl" in sizes:
                 return int(sizes["Wl"]), int(sizes["Hl"])
     size = prepared.read(sample, "views/image_size")[0]
     return int(size[0]), int(size[1])
+
+
+ROW_LABELS: dict[str, str] = {
+    "3d": "3D network", "3d_labelled": "3D network (pseudo-labelled points only)",
+    "pseudo3d": "3D pseudo-labels (labelled only)", "pseudo3d_all": "3D pseudo-labels (all)",
+    "2d": "2D network", "pseudo2d": "2D pseudo-labels (labelled only)", "pseudo2d_all": "2D pseudo-labels (all)",
+}
+"""Result key → row name of the tables; one confusion matrix each, over the whole split."""
+
+
+@dataclass
+class Options:
+    """What to write besides the metrics, and whether to score the pseudo-labels too."""
+
+    export_benchmark: bool
+    export_ply: bool
+    pseudo_labels: bool
+
+
+class Evaluation:
+    """Confusion matrices of one checkpoint accumulated over samples, then written."""
+
+    def __init__(self, checkpoint: str | Path, out: Path, options: Options, device: str, threads: int) -> None:
+        self.checkpoint = checkpoint
+        self.net2d, self.net3d, self.meta, self.device = load_for_inference(checkpoint, device, threads)
+        self.bench = benchmark(self.meta["benchmark"])
+        self.out, self.options = out, options
+        k = self.bench.n_classes
+        self.conf = {key: np.zeros((k, k + 1), np.int64) for key in ROW_LABELS}
+        self.splits: set[str] = set()
+        self.samples = self.views_with_gt = 0
+
+    def add(self, key: str, gt: np.ndarray, pred: np.ndarray) -> None:
+        self.conf[key] += confusion(gt, pred, self.bench.n_classes)
+
+    def points(self, prepared: StoreReader, readers: Mapping[str, StoreReader], luts: dict, sample: str) -> None:
+        """Score (and export) the 3D network's prediction of every point of ``sample``."""
+        xyz = prepared.read(sample, "points/xyz") if prepared.has(sample, "points/xyz") else None
+        if xyz is None or not xyz.shape[0]:
+            return
+        rgb = prepared.read(sample, "points/rgb") if prepared.has(sample, "points/rgb") else np.full((xyz.shape[0], 3), 128, np.uint8)
+        pred3d = predict_points(self.net3d, xyz, rgb, self.meta["net3d"]["input_features"], self.meta["net3d"]["voxel_size"], self.device)
+        if prepared.has(sample, "points/label") and "points" in luts:
+            gt3d = _apply(luts["points"], prepared.read(sample, "points/label"))
+            self.add("3d", gt3d, pred3d)
+            if self.options.pseudo_labels and "points" in readers:
+                pseudo = readers["points"].read(sample, "points/label")
+                labelled_gt = np.where(pseudo == IGNORE, IGNORE, gt3d)
+                self.add("pseudo3d_all", gt3d, pseudo)
+                self.add("pseudo3d", labelled_gt, pseudo)
+                self.add("3d_labelled", labelled_gt, pred3d)
+        if self.options.export_benchmark:
+            write_benchmark_labels(self.out / "benchmark" / f"{sample}.txt", pred3d, self.bench)
+        if self.options.export_ply:
+            faces = prepared.read(sample, "mesh/faces") if prepared.has(sample, "mesh/faces") else None
+            write_prediction_ply(self.out / "ply" / f"{sample}.ply", xyz, pred3d, faces)
+
+    def views(self, prepared: StoreReader, readers: Mapping[str, StoreReader], luts: dict, sample: str) -> None:
+        """Score the 2D network on every view of ``sample`` with ground truth, at its resolution."""
+        if not (prepared.has(sample, "views/label") and "views" in luts):
+            return
+        label_size = _label_size(readers, prepared, sample)
+        gt_raw = prepared.array(sample, "views/label")
+        for v in range(gt_raw.shape[0]):
+            gt2d = _apply(luts["views"], np.asarray(gt_raw[v]))
+            if not (gt2d != IGNORE).any():
+                continue
+            self.views_with_gt += 1
+            h, w = gt2d.shape
+            pred2d = predict_views(self.net2d, read_view_images(prepared, sample, [v]), label_size, (w, h), self.device)[0]
+            self.add("2d", gt2d, pred2d)
+            if self.options.pseudo_labels and "refined" in readers:
+                pseudo = readers["refined"].read(sample, "views/label", v)
+                gt_small = resize_labels(gt2d, (pseudo.shape[1], pseudo.shape[0]))
+                self.add("pseudo2d_all", gt_small, pseudo)
+                self.add("pseudo2d", np.where(pseudo == IGNORE, IGNORE, gt_small), pseudo)
+
+    def shard(self, prepared_path: str | Path, by_store: Mapping[str, Mapping[str, str | Path]]) -> None:
+        """Score every sample of one shard (its prepared store and the other stores of that shard)."""
+        from tqdm import tqdm
+
+        prepared = StoreReader(prepared_path, "prepared")
+        name = shard_of(str(prepared_path))
+        readers = {store: StoreReader(paths[name], store) for store, paths in by_store.items() if name in paths}
+        for reader in readers.values():
+            check_vocabulary(reader, self.bench)
+        self.splits.add(prepared.attrs.get("split"))
+        try:
+            luts = prepared_ground_truth_luts(prepared.attrs, self.bench)
+        except ValueError as err:
+            raise StoreError(f"{prepared.path}: {err}") from None
+        for sample in tqdm(prepared.samples, desc=f"evaluate {name}", unit="sample", dynamic_ncols=True):
+            self.samples += 1
+            self.points(prepared, readers, luts, sample)
+            self.views(prepared, readers, luts, sample)
+
+    def write(self) -> dict:
+        """Write metrics.json, confusion_{3d,2d}.json and metrics.md; returns the metrics dict."""
+        names, meta = list(self.bench.class_names), self.meta
+        results = {key: summary(c, names) for key, c in self.conf.items() if c.sum() > 0}
+        metrics = {
+            "checkpoint": {"path": str(self.checkpoint), "stage": meta["stage"], "step": meta["step"], "final": Path(self.checkpoint).name == "final.pt"},
+            "benchmark": self.bench.name,
+            "splits": sorted(s for s in self.splits if s),
+            "samples": self.samples,
+            "views_with_gt": self.views_with_gt,
+            "transductive": bool(meta.get("transductive", False)),
+            "tta": False,
+            "results": results,
+        }
+        _write_json(self.out / "metrics.json", metrics)
+        for key in ("3d", "2d"):
+            _write_json(self.out / f"confusion_{key}.json",
+                        {"classes": names, "rows": "ground truth", "columns": names + ["<ignore>"], "matrix": self.conf[key].tolist()})
+        rows = {ROW_LABELS[key]: res for key, res in results.items()}
+        text = (
+            f"# Evaluation: {meta['stage']} final checkpoint (step {meta['step']})\n\n"
+            f"Splits {metrics['splits']}, {self.samples} samples, {self.views_with_gt} views with ground truth; transductive: "
+            f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n\n" + markdown_table(rows, names)
+        )
+        atomic_write_text(self.out / "metrics.md", text)
+        return metrics
 
 
 def evaluate(
@@ -57,95 +179,16 @@ def evaluate(
     device: str = "auto",
     threads: int = 0,
 ) -> dict:
-    """Evaluate ``checkpoint`` on the shards given in ``stores`` (role → paths, ``prepared``
+    """Evaluate ``checkpoint`` on the shards given in ``stores`` (store name → paths, ``prepared``
     required; ``refined``/``points`` for the pseudo-label rows; ``sam`` for the label size).
     Writes the outputs into ``out`` and returns the metrics dict."""
-    from tqdm import tqdm
-
-    net2d, net3d, meta, dev = load_for_inference(checkpoint, device, threads)
-    bench = benchmark(meta["benchmark"])
-    k = bench.n_classes
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    conf = {name: np.zeros((k, k + 1), np.int64) for name in ("3d", "3d_labelled", "2d", "pseudo3d", "pseudo3d_all", "pseudo2d", "pseudo2d_all")}
-    prepared_paths = list(stores["prepared"])
-    by_role = {role: {Path(p).name: p for p in paths} for role, paths in stores.items() if paths}
-    splits, n_samples, n_views_gt = set(), 0, 0
-    for path in prepared_paths:
-        prepared = StoreReader(path, "prepare")
-        name = Path(path).name
-        readers = {role: StoreReader(paths[name], {"refined": "refine", "points": "points", "sam": "sam"}[role])
-                   for role, paths in by_role.items() if role in ("refined", "points", "sam") and name in paths}
-        for r in readers.values():
-            check_vocabulary(r, bench)
-        splits.add(prepared.attrs.get("split"))
-        try:
-            luts = prepared_ground_truth_luts(prepared.attrs, bench)
-        except ValueError as err:
-            raise StoreError(f"{prepared.path}: {err}") from None
-        for sample in tqdm(prepared.samples, desc=f"evaluate {name}", unit="sample", dynamic_ncols=True):
-            n_samples += 1
-            xyz = prepared.read(sample, "points/xyz") if prepared.has(sample, "points/xyz") else None
-            if xyz is not None and xyz.shape[0]:
-                rgb = prepared.read(sample, "points/rgb") if prepared.has(sample, "points/rgb") else np.full((xyz.shape[0], 3), 128, np.uint8)
-                pred3d = predict_points(net3d, xyz, rgb, meta["net3d"]["input_features"], meta["net3d"]["voxel_size"], dev)
-                if prepared.has(sample, "points/label") and "points" in luts:
-                    gt3d = _apply(luts["points"], prepared.read(sample, "points/label"))
-                    conf["3d"] += confusion(gt3d, pred3d, k)
-                    if pseudo_labels and "points" in readers:
-                        pseudo = readers["points"].read(sample, "points/label")
-                        conf["pseudo3d_all"] += confusion(gt3d, pseudo, k)
-                        conf["pseudo3d"] += confusion(np.where(pseudo == IGNORE, IGNORE, gt3d), pseudo, k)
-                        conf["3d_labelled"] += confusion(np.where(pseudo == IGNORE, IGNORE, gt3d), pred3d, k)
-                if export_benchmark:
-                    write_benchmark_labels(out / "benchmark" / f"{sample}.txt", pred3d, bench)
-                if export_ply:
-                    faces = prepared.read(sample, "mesh/faces") if prepared.has(sample, "mesh/faces") else None
-                    write_prediction_ply(out / "ply" / f"{sample}.ply", xyz, pred3d, faces)
-            if prepared.has(sample, "views/label") and "views" in luts:
-                label_size = _label_size(readers, prepared, sample)
-                gt_raw = prepared.array(sample, "views/label")
-                n_views = gt_raw.shape[0]
-                for v in range(n_views):
-                    gt2d = _apply(luts["views"], np.asarray(gt_raw[v]))
-                    if not (gt2d != IGNORE).any():
-                        continue
-                    n_views_gt += 1
-                    image = read_view_images(prepared, sample, [v])
-                    h, w = gt2d.shape
-                    pred2d = predict_views(net2d, image, label_size, (w, h), dev)[0]
-                    conf["2d"] += confusion(gt2d, pred2d, k)
-                    if pseudo_labels and "refined" in readers:
-                        pseudo = readers["refined"].read(sample, "views/label", v)
-                        gt_small = resize_labels(gt2d, (pseudo.shape[1], pseudo.shape[0]))
-                        conf["pseudo2d_all"] += confusion(gt_small, pseudo, k)
-                        conf["pseudo2d"] += confusion(np.where(pseudo == IGNORE, IGNORE, gt_small), pseudo, k)
-    names = list(bench.class_names)
-    results = {key: summary(c, names) for key, c in conf.items() if c.sum() > 0}
-    metrics = {
-        "checkpoint": {"path": str(checkpoint), "stage": meta["stage"], "step": meta["step"], "final": Path(checkpoint).name == "final.pt"},
-        "benchmark": bench.name,
-        "splits": sorted(s for s in splits if s),
-        "samples": n_samples,
-        "views_with_gt": n_views_gt,
-        "transductive": bool(meta.get("transductive", False)),
-        "tta": False,
-        "results": results,
-    }
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / "confusion_3d.json", {"classes": names, "rows": "ground truth", "columns": names + ["<ignore>"], "matrix": conf["3d"].tolist()})
-    _write_json(out / "confusion_2d.json", {"classes": names, "rows": "ground truth", "columns": names + ["<ignore>"], "matrix": conf["2d"].tolist()})
-    labels = {"3d": "3D network", "3d_labelled": "3D network (pseudo-labelled points only)",
-              "pseudo3d": "3D pseudo-labels (labelled only)", "pseudo3d_all": "3D pseudo-labels (all)",
-              "2d": "2D network", "pseudo2d": "2D pseudo-labels (labelled only)", "pseudo2d_all": "2D pseudo-labels (all)"}
-    rows = {labels[key]: res for key, res in results.items()}
-    text = (
-        f"# Evaluation: {meta['stage']} final checkpoint (step {meta['step']})\n\n"
-        f"Splits {metrics['splits']}, {n_samples} samples, {n_views_gt} views with ground truth; transductive: "
-        f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n\n" + markdown_table(rows, names)
-    )
-    atomic_write_text(out / "metrics.md", text)
-    return metrics
+    run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels), device, threads)
+    by_store = {store: {shard_of(str(p)): p for p in paths} for store, paths in stores.items() if paths and store != "prepared"}
+    for path in stores["prepared"]:
+        run.shard(path, by_store)
+    return run.write()
 
 
 def _apply(lut: np.ndarray, raw: np.ndarray) -> np.ndarray:

@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.images import resize_image
-from pipeline.vocab import IGNORE
-from train.data.dataset import normalise_image, point_features
+from train.data.steps import normalise_image, point_features
 
 
 @torch.inference_mode()
@@ -60,17 +59,3 @@ def predict_points(
     logits, _ = net3d(pool_features(feats, vox, "mean"), vox.coords)
     return vox.to_points(logits.argmax(1)).cpu().numpy().astype(np.uint8)
 
-
-def majority(keys: np.ndarray, labels: np.ndarray, n_keys: int, n_classes: int) -> np.ndarray:
-    """Majority label per key: keys (K,) int in [0, n_keys), labels (K,) uint8 → (n_keys,) uint8.
-
-    Ignore labels do not vote; keys without votes get IGNORE; ties go to the lowest class.
-    """
-    keys = np.asarray(keys, dtype=np.int64)
-    labels = np.asarray(labels)
-    vote = labels != IGNORE
-    counts = np.bincount(keys[vote] * n_classes + labels[vote].astype(np.int64), minlength=n_keys * n_classes)
-    counts = counts.reshape(n_keys, n_classes)
-    out = counts.argmax(axis=1).astype(np.uint8)
-    out[counts.sum(axis=1) == 0] = IGNORE
-    return out

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from train.config import Net2DConfig, Net3DConfig
+from train.data.batch import Batch
 
 
 def build_2d(cfg: Net2DConfig, num_classes: int, latent_dim: int) -> nn.Module:
@@ -31,7 +32,7 @@ def build_3d(cfg: Net3DConfig, num_classes: int, latent_dim: int) -> nn.Module:
 
 
 class CNSModel(nn.Module):
-    """Both networks; ``forward`` runs what the losses need on a :class:`train.data.dataset.Batch`.
+    """Both networks; ``forward`` runs what the losses need on a :class:`train.data.batch.Batch`.
 
     Returns a dict: ``logits2d`` (V, K, h, w), ``latent2d`` (V, D, h/8, w/8), ``logits3d``
     (N, K) per point, ``latent3d`` (N, D) per point (voxel outputs mapped back through the
@@ -45,7 +46,7 @@ class CNSModel(nn.Module):
         self.voxel_size = voxel_size
 
     def forward_3d(self, xyz: torch.Tensor, feats: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Points (N, 3), features (N, C), offsets (B+1,) → per-point (logits (N, K), latent (N, D))."""
+        """Points (N, 3), features (N, C), CSR offsets (B+1,) → per-point (logits (N, K), latent (N, D))."""
         from train.sparse import pool_features, voxelize
 
         vox = voxelize(xyz, offsets, self.voxel_size)
@@ -53,7 +54,8 @@ class CNSModel(nn.Module):
         logits, latent = self.net3d(vfeats, vox.coords)
         return vox.to_points(logits), vox.to_points(latent)
 
-    def forward(self, batch) -> dict[str, torch.Tensor]:  # noqa: ANN001 - a Batch
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Both networks on a batch: its crops (2D) and its points with CSR ``point_offsets`` (3D)."""
         logits2d, latent2d = self.net2d(batch.images)
-        logits3d, latent3d = self.forward_3d(batch.xyz, batch.feats, batch.offsets)
+        logits3d, latent3d = self.forward_3d(batch.xyz, batch.feats, batch.point_offsets)
         return {"logits2d": logits2d, "latent2d": latent2d, "logits3d": logits3d, "latent3d": latent3d}

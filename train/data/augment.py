@@ -12,14 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from train.sparse.voxelize import point_voxel_keys
+
 
 def augment_points(
     xyz: np.ndarray,
     rng: np.random.Generator,
-    rotate: bool = True,
-    flip: bool = True,
-    scale: tuple[float, float] = (1.0, 1.0),
-    jitter: float = 0.0,
+    rotate: bool,
+    flip: bool,
+    scale: tuple[float, float],
+    jitter: float,
 ) -> np.ndarray:
     """Randomly rotate about z, flip x/y, scale and jitter points (N, 3) float32 → (N, 3) float32.
 
@@ -48,22 +50,16 @@ def augment_points(
     return out
 
 
-def voxel_keys(xyz: np.ndarray, voxel_size: float) -> np.ndarray:
-    """Integer voxel coordinates packed into one int64 key per point (N,)."""
-    grid = np.floor(xyz.astype(np.float64) / voxel_size).astype(np.int64)
-    grid -= grid.min(axis=0) if grid.size else 0
-    return (grid[:, 0] << 42) | (grid[:, 1] << 21) | grid[:, 2]
-
-
 def grid_sample(xyz: np.ndarray, voxel_size: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One uniformly random point per voxel.
+    """One uniformly random point per voxel (voxels as the network's: :func:`train.sparse.voxelize.voxel_keys`).
 
-    Returns (chosen (M,) int64 point indices sorted by voxel key, voxel_of_point (N,) int64
-    row in ``chosen`` of every point's voxel).
+    ``xyz`` (P, 3) float32 metres → (chosen (M,) int64 point indices, one per voxel, in voxel key
+    order, i.e. sorted by (x, y, z) voxel coordinates; voxel_of_point (P,) int64 row in ``chosen``
+    of every point's voxel). Raises ``ValueError`` when the sample's extent does not fit a voxel key.
     """
-    keys = voxel_keys(xyz, voxel_size)
+    keys = point_voxel_keys(xyz, voxel_size)
     perm = rng.permutation(keys.size)
-    uniq, first, inverse = np.unique(keys[perm], return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(keys[perm], return_index=True, return_inverse=True)
     chosen = perm[first]
     voxel_of_point = np.empty(keys.size, dtype=np.int64)
     voxel_of_point[perm] = inverse.reshape(-1)
@@ -94,7 +90,9 @@ class Crop:
     size: tuple[int, int]
 
     @classmethod
-    def random(cls, size: tuple[int, int], crop: tuple[int, int], rng: np.random.Generator, flip: bool = True) -> "Crop":
+    def random(cls, size: tuple[int, int], crop: tuple[int, int], rng: np.random.Generator, flip: bool) -> "Crop":
+        """A uniformly random window of size ``crop`` (w, h) in an image of ``size`` (W, H), mirrored
+        with probability 0.5 when ``flip`` (the draws are made whether or not ``flip`` is on)."""
         width, height = size
         cw, ch = crop
         x0 = int(rng.integers(0, width - cw + 1)) if width >= cw else -int(rng.integers(0, cw - width + 1))
@@ -112,7 +110,7 @@ class Crop:
         inside = (xs >= 0) & (xs < self.size[0]) & (ys >= 0) & (ys < self.size[1])
         return xs, ys, inside
 
-    def apply(self, image: np.ndarray, fill) -> np.ndarray:
+    def apply(self, image: np.ndarray, fill: float | int | bool) -> np.ndarray:
         """Crop (and mirror) an array (H, W, ...) → (h, w, ...); pixels outside get ``fill``."""
         xs, ys, inside = self.source_xy()
         out = np.full((self.h, self.w, *image.shape[2:]), fill, dtype=image.dtype)

@@ -1,21 +1,13 @@
-"""Pixel<->point pairs: grouping by point and random picks, all vectorised (numpy).
+"""Pixel<->point pairs on the trainer's side: grouping by point and random picks (numpy).
 
-A sample's pairs are three flat arrays of length K: ``view``, ``pixel`` (flat index
-``y * Wl + x`` at label resolution) and ``point``. Pairs are many-to-many: a point is seen by
-several views, and several points may fall in one pixel.
+The pairs' contract (CSR by view, flat pixels at label resolution) is :mod:`pipeline.pairs`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pipeline.camera import sam_cell_index
-
-
-def expand_view_offsets(offsets: np.ndarray) -> np.ndarray:
-    """CSR view offsets (V+1,) → the view of every pair (K,) int32."""
-    lengths = np.diff(np.asarray(offsets, dtype=np.int64))
-    return np.repeat(np.arange(lengths.size, dtype=np.int32), lengths)
+from pipeline.camera import sam_cell_index, sam_valid_grid
 
 
 def group_by_point(point: np.ndarray, n_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,8 +52,6 @@ def label_pixels_to_cells(label_size: tuple[int, int], image_size: tuple[int, in
     convention of ``pipeline.images.resize_labels``); that pixel's cell comes from
     :func:`pipeline.camera.sam_cell_index`, the one pixel → cell mapping.
     """
-    from pipeline.camera import sam_valid_grid
-
     wl, hl = label_size
     w, h = image_size
     xs = np.minimum(((np.arange(wl) + 0.5) * w / wl).astype(np.int64), w - 1)

@@ -14,11 +14,13 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.camera import sam_valid_grid
 from pipeline.images import read_view_images, resize_image
-from pipeline.layout import StoreError
+from pipeline.stores import StoreError
+from pipeline.stores.sam_codecs import SamFeatureReader
 from pipeline.vocab import IGNORE
-from train.data.pairs import expand_view_offsets, group_by_point, label_pixels_to_cells
-from train.data.sam_features import SamFeatures
+from pipeline.pairs import expand_view_offsets
+from train.data.pairs import group_by_point, label_pixels_to_cells
 from train.data.stores import ShardStores
 
 ORIGINS: tuple[str, ...] = ("pseudo", "pred2d", "pred3d")
@@ -79,9 +81,11 @@ class SampleData:
 
     @property
     def n_points(self) -> int:
+        """P, the sample's number of points."""
         return int(self.xyz.shape[0])
 
     def view_pairs(self, view: int) -> slice:
+        """The slice of the pair arrays that holds view ``view``'s pairs (pairs are CSR by view)."""
         return slice(int(self.view_pair_offsets[view]), int(self.view_pair_offsets[view + 1]))
 
 
@@ -107,23 +111,20 @@ class SampleSource:
         self.cache_size = cache_size
         self.index: list[tuple[int, str]] = [(i, s) for i, shard in enumerate(self.shards) for s in shard.samples]
         self._cache: OrderedDict[int, SampleData] = OrderedDict()
-        self._features: dict[int, SamFeatures] = {}
+        self._features: dict[int, SamFeatureReader] = {}
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def sample_id(self, index: int) -> str:
-        return self.index[index][1]
-
-    def features(self, shard_index: int) -> SamFeatures:
+    def features(self, shard_index: int) -> SamFeatureReader:
+        """The (cached) SAM feature reader of shard ``shard_index`` in the configured space."""
         if shard_index not in self._features:
-            self._features[shard_index] = SamFeatures(self.shards[shard_index].reader("sam"), self.feature_space or "sam")
+            self._features[shard_index] = SamFeatureReader(self.shards[shard_index].reader("sam"), self.feature_space or "sam")
         return self._features[shard_index]
 
     def feature_dim(self) -> int:
         """Channels of the decoded SAM features (of the first sample)."""
-        shard, sample = self.index[0]
-        return self.features(shard).dim(sample)
+        return self.features(self.index[0][0]).dim()
 
     # -- per sample ------------------------------------------------------------------------
     def sample(self, index: int) -> SampleData:
@@ -149,8 +150,6 @@ class SampleSource:
         image_size = (int(image_sizes[0][0]), int(image_sizes[0][1])) if n_views else (0, 0)
         sizes = shard.reader("refined").sample_attrs(sid)["sizes"]
         label_size = (int(sizes["Wl"]), int(sizes["Hl"]))
-        from pipeline.camera import sam_valid_grid
-
         sam_grid = sam_valid_grid(image_size) if n_views else (0, 0)
         pts = shard.reader("points")
         view_offsets = pts.read(sid, "views/pair_offsets").astype(np.int64)

@@ -1,1 +1,1 @@
-"""Training engine: schedule, checkpoints, distributed setup, the step loop."""
+"""Training engine: build functions and the step loop, its hooks, schedule, checkpoints, distributed setup."""

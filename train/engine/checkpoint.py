@@ -48,11 +48,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def checkpoint_meta(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``meta`` (stored as JSON text) as a dict."""
     return json.loads(state["meta"])
-
-
-def periodic_path(run_dir: str | Path, step: int) -> Path:
-    return Path(run_dir) / "checkpoints" / f"step_{step:08d}.pt"
 
 
 def periodic_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
@@ -71,6 +68,7 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
+    """Torch's CPU generator state (uint8 tensor) and, once CUDA is initialised, every GPU's."""
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -78,12 +76,13 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def networks_from_checkpoint(state: dict[str, Any]):
+def networks_from_checkpoint(state: dict[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:
     """(net2d, net3d, meta) rebuilt from a checkpoint, weights loaded, in eval mode."""
     from train.config import Net2DConfig, Net3DConfig
     from train.networks import build_2d, build_3d
@@ -99,13 +98,17 @@ def networks_from_checkpoint(state: dict[str, Any]):
     return net2d.eval(), net3d.eval(), meta
 
 
-def load_for_inference(checkpoint: str | Path, device: str = "auto", threads: int = 0):
+def load_for_inference(
+    checkpoint: str | Path, device: str, threads: int
+) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any], torch.device]:
     """(net2d, net3d, meta, torch.device): a checkpoint's networks in eval mode on ``device``
-    (``auto``/``cuda`` = CUDA when available, else CPU), ``meta`` with the checkpoint's ``step``;
-    ``threads > 0`` sets torch's CPU threads."""
+    (``train.device``: :func:`pipeline.devices.resolve_device`), ``meta`` with the checkpoint's
+    ``step``; ``threads > 0`` sets torch's CPU threads."""
+    from pipeline.devices import resolve_device
+
     if threads > 0:
         torch.set_num_threads(threads)
-    dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    dev = resolve_device(device, "train.device")
     state = load_checkpoint(checkpoint)
     net2d, net3d, meta = networks_from_checkpoint(state)
     return net2d.to(dev), net3d.to(dev), {**meta, "step": int(state["step"])}, dev

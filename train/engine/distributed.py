@@ -21,10 +21,11 @@ class DistInfo:
 
     @property
     def main(self) -> bool:
+        """True on rank 0, the process that writes files."""
         return self.rank == 0
 
 
-def setup(device: str = "auto") -> DistInfo:
+def setup(device: str) -> DistInfo:
     """Initialise the process group when torchrun started several processes (``WORLD_SIZE`` > 1).
 
     Backend: NCCL on CUDA, gloo on CPU. ``device``: ``auto``, ``cpu`` or ``cuda``.
@@ -32,11 +33,9 @@ def setup(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if device == "cuda" and not torch.cuda.is_available():
-        from pipeline.errors import UserError
+    from pipeline.devices import resolve_device
 
-        raise UserError("config key train.device: cuda asked for but no CUDA device is available")
+    use_cuda = resolve_device(device, "train.device").type == "cuda"
     dev = torch.device("cuda", local) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
@@ -47,6 +46,7 @@ def setup(device: str = "auto") -> DistInfo:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op in a single process)."""
     if info.world > 1:
         dist.barrier()
 
@@ -70,5 +70,6 @@ def gather_strings(items: list[str], info: DistInfo) -> list[str]:
 
 
 def teardown(info: DistInfo) -> None:
+    """Destroy the process group :func:`setup` created."""
     if info.world > 1 and dist.is_initialized():
         dist.destroy_process_group()

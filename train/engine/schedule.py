@@ -10,7 +10,8 @@ import torch
 class LRSchedule:
     """Sets each parameter group's lr to ``base_lr * factor(step)``; its state is the step."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, kind: str = "poly", warmup_steps: int = 0) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, kind: str, warmup_steps: int) -> None:
+        """``kind`` and ``warmup_steps``: ``train.optim.schedule`` / ``warmup_steps``; base lrs are the groups' current lrs."""
         if kind not in ("poly", "cosine"):
             raise ValueError(f"unknown schedule {kind!r}")
         self.optimizer = optimizer
@@ -34,13 +35,16 @@ class LRSchedule:
             group["lr"] = base * f
 
     def step(self) -> None:
+        """Advance one step and set the groups' learning rates."""
         self.step_count += 1
         self._apply()
 
     def state_dict(self) -> dict:
+        """Step, base learning rates, total steps, kind and warm-up (checkpoints)."""
         return {"step": self.step_count, "base": list(self.base), "total": self.total, "kind": self.kind, "warmup": self.warmup}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the step and base learning rates of :meth:`state_dict` and apply them."""
         self.step_count = int(state["step"])
         self.base = [float(b) for b in state["base"]]
         self._apply()

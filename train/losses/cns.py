@@ -9,9 +9,10 @@ import torch.nn.functional as F
 
 from pipeline.vocab import IGNORE
 from train.config import StageConfig
+from train.data.batch import Batch
 from train.losses.latent import latent_loss_2d, latent_loss_3d
 from train.losses.switching import draw_targets, origin_weights
-from train.segment_vote import segment_vote
+from pipeline.voting import segment_majority_torch
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -26,11 +27,13 @@ class CNSLoss:
 
     ``origins`` are the origins stacked in the batch (``batch.own2d`` etc.); with
     ``stage.predictions == "online"`` the current predictions are appended as ``pred2d`` /
-    ``pred3d`` (2D refined by the SAM segments inside the crop, 3D raw).
+    ``pred3d`` (2D refined by the SAM segments inside the crop with the one voting rule and
+    ``ignore`` = ``refine.ignore``, 3D raw).
     """
 
-    def __init__(self, stage: StageConfig, origins: Sequence[str], n_classes: int, latent_pixels: int) -> None:
+    def __init__(self, stage: StageConfig, origins: Sequence[str], n_classes: int, latent_pixels: int, ignore: str) -> None:
         self.stage = stage
+        self.ignore = ignore
         self.origins = list(origins)
         self.n_classes = n_classes
         self.latent_pixels = latent_pixels
@@ -39,7 +42,7 @@ class CNSLoss:
         self.w2d = origin_weights(stage.sources, "2d", self.all_origins)
         self.w3d = origin_weights(stage.sources, "3d", self.all_origins)
 
-    def _online(self, out: dict, batch) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+    def _online(self, out: dict, batch: Batch) -> tuple[torch.Tensor, ...]:
         """Stacks with the current predictions appended as origins ``pred2d``, ``pred3d``.
 
         Pixel: pred2d own = the refined 2D prediction, pred3d paired = the 3D prediction of the
@@ -49,7 +52,7 @@ class CNSLoss:
         """
         with torch.no_grad():
             pred2d = out["logits2d"].argmax(1)
-            pred2d = segment_vote(pred2d, batch.segments, self.n_classes)
+            pred2d = segment_majority_torch(pred2d, batch.segments, self.n_classes, self.ignore)
             pred2d = torch.where(batch.cells >= 0, pred2d, torch.full_like(pred2d, IGNORE)).to(torch.uint8)
             pred3d = out["logits3d"].argmax(1).to(torch.uint8)
             none2d = torch.full_like(pred2d, IGNORE)
@@ -62,7 +65,7 @@ class CNSLoss:
             paired3d = torch.cat([batch.paired3d, at_points[None], none3d[None]], 0)
         return own2d, paired2d, own3d, paired3d
 
-    def targets(self, out: dict, batch, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    def targets(self, out: dict, batch: Batch, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Drawn targets: 2D (V, h, w) int64 and 3D (N,) int64 (255 = ignore)."""
         if self.online:
             own2d, paired2d, own3d, paired3d = self._online(out, batch)
@@ -73,7 +76,7 @@ class CNSLoss:
         t3d = draw_targets(own3d, paired3d if switch else None, self.w3d, generator)
         return t2d, t3d
 
-    def __call__(self, out: dict, batch, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:  # noqa: ANN001
+    def __call__(self, out: dict, batch: Batch, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         w = self.stage.loss
         t2d, t3d = self.targets(out, batch, generator)
         parts: dict[str, torch.Tensor] = {}

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from train.sparse.backend import SparseBackend
+from train.sparse.interface import SparseBackend
 from train.sparse.coords import CoordinateSet
 
 
