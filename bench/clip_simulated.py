@@ -48,7 +48,7 @@ def main() -> None:
 
     from pipeline.clip.stage import run_clip_stage, view_ground_truth_lut
     from pipeline.config import validate
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
     from pipeline.prepare import prepare_shard
     from pipeline.vocab import apply_lut, benchmark
 
@@ -65,7 +65,7 @@ def main() -> None:
         dataset = validate({"dataset": {"root": str(root), "frame_skip": 1, "working_size": list(args.working_size)}})["dataset"]
         prepared = Path(tmp) / "prepared.zarr"
         prepare_shard(dataset, "train-000", "train", scenes, prepared, threads=2)
-        reader = StoreReader(prepared, "prepare")
+        reader = StoreReader(prepared, "prepared")
         lut = view_ground_truth_lut(reader, bench)
         gt = {s: apply_lut(lut, reader.read(s, "views/label"), default=255).astype(np.uint8) for s in reader.samples}
         n_views = sum(len(v) for v in gt.values())

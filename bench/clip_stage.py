@@ -54,26 +54,11 @@ def timed(fn, repeat: int = 1) -> float:
 
 
 def write_prepared(path: Path, images: np.ndarray, views_per_sample: int) -> None:
-    from pipeline.images import encode_images
-    from pipeline.layout import StoreWriter
+    """Benchmark images (N, H, W, 3) as a prepared store of JPEG views, ``views_per_sample`` per sample."""
+    from tests.factory import write_prepared as write
 
-    n, height, width, _ = images.shape
-    k = np.array([[width, 0, (width - 1) / 2], [0, width, (height - 1) / 2], [0, 0, 1]])
-    with StoreWriter(path, "prepare", attrs={"dataset": "bench"}) as writer:
-        for s, start in enumerate(range(0, n, views_per_sample)):
-            chunk = images[start : start + views_per_sample]
-            v = len(chunk)
-            flat, offsets = encode_images(list(chunk), "jpeg", 95)
-            writer.add_sample(f"scene{s:04d}_00", {
-                "views/frame": np.arange(v, dtype=np.int64),
-                "views/pose": np.repeat(np.eye(4)[None], v, 0),
-                "views/image_size": np.tile([width, height], (v, 1)).astype(np.int32),
-                "views/intrinsics": np.repeat(k[None], v, 0),
-                "views/native_size": np.tile([width, height], (v, 1)).astype(np.int32),
-                "views/native_intrinsics": np.repeat(k[None], v, 0),
-                "views/image_bytes": flat,
-                "views/image_offsets": offsets,
-            }, attrs={"image_codec": "jpeg"})
+    chunks = {f"scene{s:04d}_00": images[start : start + views_per_sample] for s, start in enumerate(range(0, len(images), views_per_sample))}
+    write(path, chunks, attrs={"dataset": "bench"}, codec="jpeg")
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def main() -> None:
 
     from pipeline.config import validate
     from pipeline.images import read_view_images
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
     from pipeline.prepare import prepare_shard
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +74,7 @@ def main() -> None:
             start = time.perf_counter()
             prepare_shard(dataset, "train-000", "train", scenes, out, threads=args.threads)
             per_scene = (time.perf_counter() - start) / len(scenes)
-            reader = StoreReader(out, "prepare")
+            reader = StoreReader(out, "prepared")
             n_views = sum(reader.sample_attrs(s)["sizes"]["view"] for s in reader.samples)
             total = dir_bytes(out)
             image = sum(array_bytes(out, s, "views/image") for s in reader.samples)

@@ -28,7 +28,7 @@ import numpy as np
 def measure(root: Path, args: argparse.Namespace) -> dict[str, float]:
     """Generate, prepare, project and score one scene under ``root``."""
     from pipeline.demo.generate import DemoOptions, generate_scene, write_meta
-    from pipeline.layout import StoreReader, StoreWriter
+    from pipeline.stores import StoreReader, StoreWriter
     from pipeline.prepare import prepare_shard
     from pipeline.project.stage import project_shard
     from pipeline.vocab import apply_lut, benchmark, prepared_ground_truth_luts
@@ -43,11 +43,11 @@ def measure(root: Path, args: argparse.Namespace) -> dict[str, float]:
         "frame_skip": 1, "working_size": list(args.working_size), "image_codec": "jpeg", "jpeg_quality": 95,
     }
     prepared_path = prepare_shard(dataset, "train-000", "train", [scene], root / "prepared.zarr", threads=2)
-    prepared = StoreReader(prepared_path, "prepare")
+    prepared = StoreReader(prepared_path, "prepared")
     luts = prepared_ground_truth_luts(prepared.attrs, benchmark("scannet20"))
     truth_2d = apply_lut(luts["views"], prepared.read(scene, "views/label"), default=255).astype(np.uint8)
     with StoreWriter(root / "clip.zarr", "clip", attrs={"backend": "ground-truth"}) as clip, \
-            StoreWriter(root / "refined.zarr", "refine", attrs={"options": {"nesting_order": "part"}}) as refined:
+            StoreWriter(root / "refined.zarr", "refined", attrs={"options": {"nesting_order": "part"}}) as refined:
         clip.add_sample(scene, {"views/label": truth_2d, "views/confidence": np.ones(truth_2d.shape, np.float16)})
         refined.add_sample(scene, {"views/label": truth_2d, "views/label_alt": truth_2d})
     out = project_shard(prepared_path, root / "clip.zarr", root / "refined.zarr", root / "points.zarr", json.loads(args.options), threads=2)

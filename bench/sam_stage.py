@@ -23,11 +23,15 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # pipeline and the tests' store factory from this checkout
 
 
 def room_image(seed: int, size: tuple[int, int]) -> np.ndarray:
@@ -50,24 +54,10 @@ def room_image(seed: int, size: tuple[int, int]) -> np.ndarray:
 
 
 def write_prepared(path: Path, images: list[np.ndarray]) -> None:
-    from pipeline.images import encode_images
-    from pipeline.layout import StoreWriter
+    """Benchmark images as a one-sample prepared store of PNG views."""
+    from tests.factory import write_prepared as write
 
-    n, (h, w) = len(images), images[0].shape[:2]
-    k = np.array([[500.0, 0, (w - 1) / 2], [0, 500.0, (h - 1) / 2], [0, 0, 1]])
-    flat, offsets = encode_images(images, "png")
-    arrays = {
-        "views/frame": np.arange(n, dtype=np.int64),
-        "views/pose": np.repeat(np.eye(4)[None], n, 0),
-        "views/image_size": np.tile([w, h], (n, 1)).astype(np.int32),
-        "views/intrinsics": np.repeat(k[None], n, 0),
-        "views/native_size": np.tile([w, h], (n, 1)).astype(np.int32),
-        "views/native_intrinsics": np.repeat(k[None], n, 0),
-        "views/image_bytes": flat,
-        "views/image_offsets": offsets,
-    }
-    with StoreWriter(path, "prepare", attrs={"shard": "bench-000", "split": "bench"}) as writer:
-        writer.add_sample("bench_scene", arrays, attrs={"image_codec": "png"})
+    write(path, {"bench_scene": np.stack(images)}, attrs={"shard": "bench-000", "split": "bench"}, codec="png", focal=500.0)
 
 
 def dir_bytes(path: Path) -> int:
@@ -86,7 +76,8 @@ def feature_table(args: argparse.Namespace) -> None:
     from segment_anything import SamPredictor
 
     from pipeline.camera import sam_valid_grid
-    from pipeline.sam.features import decode_features, encode_features, fit_basis, mean_cosine, valid_region
+    from pipeline.sam.features import mean_cosine, valid_region
+    from pipeline.stores.sam_codecs import decode_features, encode_features, fit_basis
     from pipeline.sam.model import load_sam
 
     torch.set_num_threads(args.threads)
@@ -150,10 +141,10 @@ def main() -> None:
     from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 
     from pipeline.camera import sam_valid_grid
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
     from pipeline.sam.backends import SegmentAnythingBackend
-    from pipeline.sam.features import decode_features, encode_features, fit_basis, mean_cosine, valid_region
-    from pipeline.sam.masks import decode_masks
+    from pipeline.sam.features import mean_cosine, valid_region
+    from pipeline.stores.sam_codecs import decode_features, decode_masks, encode_features, fit_basis
     from pipeline.sam.model import load_sam
     from pipeline.sam.stage import run_sam_stage
 

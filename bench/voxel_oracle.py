@@ -20,10 +20,12 @@ import numpy as np
 
 
 def oracle_labels(xyz: np.ndarray, gt: np.ndarray, voxel: float, n_classes: int) -> np.ndarray:
-    """Per point (P,) int64: the majority ground-truth class of its voxel (``voxel`` metres);
-    ``gt`` (P,) with 255 = unlabelled, which casts no vote."""
-    key = np.floor(np.asarray(xyz, dtype=np.float64) / voxel).astype(np.int64)
-    _, inverse = np.unique(key, axis=0, return_inverse=True)
+    """Per point (P,) int64: the majority ground-truth class of its voxel (``voxel`` metres, the
+    network's voxels: :func:`train.sparse.voxelize.point_voxel_keys`); ``xyz`` (P, 3) float metres,
+    ``gt`` (P,) int with 255 = unlabelled, which casts no vote."""
+    from train.sparse.voxelize import point_voxel_keys  # the network's voxels, range checked
+
+    _, inverse = np.unique(point_voxel_keys(xyz, voxel), return_inverse=True)
     inverse = inverse.reshape(-1)
     ok = gt != 255
     table = np.zeros((int(inverse.max()) + 1, n_classes), dtype=np.int64)
@@ -32,9 +34,9 @@ def oracle_labels(xyz: np.ndarray, gt: np.ndarray, voxel: float, n_classes: int)
 
 
 def main() -> None:
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
     from pipeline.vocab import apply_lut, benchmark, prepared_ground_truth_luts
-    from train.metrics import confusion, iou_per_class
+    from pipeline.metrics import confusion, iou
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", required=True, help="a results folder (holds prepared/ and points/)")
@@ -48,7 +50,7 @@ def main() -> None:
     if not shards:
         raise SystemExit(f"no {args.split}-*.zarr stores under {args.results}/prepared")
     for prepared_path in shards:
-        prep = StoreReader(prepared_path, "prepare")
+        prep = StoreReader(prepared_path, "prepared")
         points = StoreReader(Path(args.results, "points", prepared_path.name), "points")
         luts = prepared_ground_truth_luts(prep.attrs, vocab)
         for sample in prep.samples:
@@ -61,7 +63,7 @@ def main() -> None:
             conf["pseudo_labelled"] += confusion(gt[covered], pseudo[covered], n)
     print(json.dumps({
         "settings": vars(args),
-        **{k: round(float(np.nanmean(iou_per_class(c))) * 100, 1) for k, c in conf.items()},
+        **{k: round(float(np.nanmean(iou(c))) * 100, 1) for k, c in conf.items()},
     }))
 
 

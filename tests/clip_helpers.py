@@ -42,39 +42,20 @@ def write_prepared(path: Path, samples: dict[str, int], size=(48, 32), codec="jp
 
     ``labels``/``instances``: optional {id: (V, H, W) uint16} 2D ground truth (raw nyu40 ids).
     """
-    from pipeline.images import encode_images
-    from pipeline.layout import StoreWriter
+    from tests.factory import write_prepared as write
 
     rng = np.random.default_rng(seed)
     width, height = size
-    k = np.array([[width, 0, (width - 1) / 2], [0, width, (height - 1) / 2], [0, 0, 1]], dtype=np.float64)
-    attrs = {"dataset": "test", "label_spaces": {"points": "nyu40", "views": "nyu40"}}
-    with StoreWriter(path, "prepare", attrs=attrs) as writer:
-        for sample_id, n in samples.items():
-            yy, xx = np.mgrid[0:height, 0:width]
-            images = np.stack([
-                np.stack([(xx * 5 + 40 * v) % 256, (yy * 7) % 256, rng.integers(0, 256, (height, width))], -1)
-                for v in range(n)
-            ]).astype(np.uint8) if n else np.zeros((0, height, width, 3), np.uint8)
-            arrays = {
-                "views/frame": np.arange(n, dtype=np.int64) * 10,
-                "views/pose": np.repeat(np.eye(4)[None], n, axis=0),
-                "views/image_size": np.tile([width, height], (n, 1)).astype(np.int32),
-                "views/intrinsics": np.repeat(k[None], n, axis=0),
-                "views/native_size": np.tile([width, height], (n, 1)).astype(np.int32),
-                "views/native_intrinsics": np.repeat(k[None], n, axis=0),
-            }
-            sample_attrs = {"image_codec": codec}
-            if codec == "raw":
-                arrays["views/image"] = images
-            else:
-                arrays["views/image_bytes"], arrays["views/image_offsets"] = encode_images(list(images), codec)
-            if labels is not None and sample_id in labels:
-                arrays["views/label"] = labels[sample_id]
-            if instances is not None and sample_id in instances:
-                arrays["views/instance"] = instances[sample_id]
-            writer.add_sample(sample_id, arrays, attrs=sample_attrs)
-    return path
+    yy, xx = np.mgrid[0:height, 0:width]
+    images = {
+        sample_id: np.stack([
+            np.stack([(xx * 5 + 40 * v) % 256, (yy * 7) % 256, rng.integers(0, 256, (height, width))], -1) for v in range(n)
+        ]).astype(np.uint8) if n else np.zeros((0, height, width, 3), np.uint8)
+        for sample_id, n in samples.items()
+    }
+    frames = {sample_id: np.arange(n, dtype=np.int64) * 10 for sample_id, n in samples.items()}
+    return write(path, images, attrs={"dataset": "test", "label_spaces": {"points": "nyu40", "views": "nyu40"}}, codec=codec,
+                 frames=frames, views__label=labels or {}, views__instance=instances or {})
 
 
 CLIP_COMMANDS = ("pipeline.clip.cli", "pipeline.clip.convert_cli")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.demo.generate import DemoOptions, generate_scene, write_meta
-from pipeline.layout import StoreReader, StoreWriter
+from pipeline.stores import StoreReader, StoreWriter
 from pipeline.prepare import prepare_shard
 from pipeline.vocab import apply_lut, benchmark, prepared_ground_truth_luts
 
@@ -46,10 +46,10 @@ def ground_truth_points(prepared: StoreReader, sample: str) -> np.ndarray:
 
 def label_stores(prepared_path: Path, out: Path, labels_of=None) -> tuple[Path, Path]:
     """CLIP and refine stores whose labels are ``labels_of(reader, sample)`` (default: ground truth)."""
-    prepared = StoreReader(prepared_path, "prepare")
+    prepared = StoreReader(prepared_path, "prepared")
     labels_of = labels_of or ground_truth_views
     clip_path, refined_path = out / "clip.zarr", out / "refined.zarr"
-    with StoreWriter(clip_path, "clip", attrs={"backend": "ground-truth"}) as clip, StoreWriter(refined_path, "refine", attrs={"options": {"nesting_order": "part"}}) as ref:
+    with StoreWriter(clip_path, "clip", attrs={"backend": "ground-truth"}) as clip, StoreWriter(refined_path, "refined", attrs={"options": {"nesting_order": "part"}}) as ref:
         for sample in prepared.samples:
             labels = labels_of(prepared, sample)
             clip.add_sample(sample, {"views/label": labels, "views/confidence": np.ones(labels.shape, np.float16)})

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.layout import StoreWriter
 
 # AMG thresholds that yield masks on the tiny random model (its predicted IoUs lie around
 # -0.1..0.25 and its logits are small, so SAM's defaults 0.88 / 0.95 keep nothing): predicted
@@ -48,29 +47,12 @@ def scene(seed: int, h: int = 96, w: int = 128, n: int = 6, smax: int | None = N
 
 def write_prepared(path: Path, samples: dict[str, list[int]], h: int = 96, w: int = 128, codec: str = "raw") -> Path:
     """A prepared store with the given samples → list of scene seeds (one view per seed)."""
-    from pipeline.images import encode_images
+    from tests.factory import write_prepared as write
 
-    with StoreWriter(path, "prepare", attrs={"shard": "train-000", "split": "train"}) as writer:
-        for sid, seeds in samples.items():
-            views = [scene(s, h, w) for s in seeds]
-            n = len(views)
-            k = np.array([[100.0, 0, (w - 1) / 2], [0, 100.0, (h - 1) / 2], [0, 0, 1]])
-            arrays = {
-                "views/frame": np.arange(n, dtype=np.int64),
-                "views/pose": np.repeat(np.eye(4)[None], n, 0),
-                "views/image_size": np.tile([w, h], (n, 1)).astype(np.int32),
-                "views/intrinsics": np.repeat(k[None], n, 0),
-                "views/native_size": np.tile([w, h], (n, 1)).astype(np.int32),
-                "views/native_intrinsics": np.repeat(k[None], n, 0),
-                "views/instance": np.stack([v[1] for v in views]),
-                "views/label": np.stack([v[2] for v in views]),
-            }
-            if codec == "raw":
-                arrays["views/image"] = np.stack([v[0] for v in views])
-            else:
-                arrays["views/image_bytes"], arrays["views/image_offsets"] = encode_images([v[0] for v in views], codec)
-            writer.add_sample(sid, arrays, attrs={"image_codec": codec})
-    return path
+    views = {sid: [scene(s, h, w) for s in seeds] for sid, seeds in samples.items()}
+    return write(path, {sid: np.stack([v[0] for v in vs]) for sid, vs in views.items()}, attrs={"shard": "train-000", "split": "train"},
+                 codec=codec, focal=100.0, views__instance={sid: np.stack([v[1] for v in vs]) for sid, vs in views.items()},
+                 views__label={sid: np.stack([v[2] for v in vs]) for sid, vs in views.items()})
 
 
 def tiny_sam(seed: int = 0, **tiny):

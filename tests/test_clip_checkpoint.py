@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.clip.checkpoint import RANDOM_INIT, file_sha256, load_clip, read_state_dict
+from pipeline.clip.checkpoint import RANDOM_INIT, load_clip, read_state_dict
+from pipeline.provenance import file_sha256
 from pipeline.errors import InputFileError, UserError
 from tests.clip_helpers import TINY_CONFIG, tiny_clip, tiny_config
 

@@ -44,7 +44,7 @@ def test_default_noise_lands_in_the_intended_miou_range_on_demo_scenes(tmp_path)
     from pipeline.clip.stage import run_clip_stage, view_ground_truth_lut
     from pipeline.config import validate
     from pipeline.demo.generate import DemoOptions, generate_scene, write_meta
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
     from pipeline.prepare import prepare_shard
     from pipeline.vocab import apply_lut
 
@@ -55,7 +55,7 @@ def test_default_noise_lands_in_the_intended_miou_range_on_demo_scenes(tmp_path)
     dataset = validate({"dataset": {"root": str(root), "frame_skip": 1, "working_size": [320, 240]}})["dataset"]
     prepared = prepare_shard(dataset, "train-000", "train", scenes, tmp_path / "prep.zarr", threads=2)
     out = run_clip_stage(prepared, tmp_path / "clip.zarr", {"clip": {"backend": "simulated"}})
-    reader, store = StoreReader(prepared, "prepare"), StoreReader(out, "clip")
+    reader, store = StoreReader(prepared, "prepared"), StoreReader(out, "clip")
     lut = view_ground_truth_lut(reader, BENCH)
     gt = np.concatenate([apply_lut(lut, reader.read(s, "views/label"), default=255) for s in scenes]).astype(np.uint8)
     pred = np.concatenate([store.read(s, "views/label") for s in scenes])

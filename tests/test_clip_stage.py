@@ -8,9 +8,9 @@ import torch
 
 from pipeline.clip.stage import run_clip_stage
 from pipeline.errors import UserError
-from pipeline.layout import StoreReader
+from pipeline.stores import StoreReader
 from pipeline.vocab import SCANNET20_NYU40_IDS, benchmark
-from tests.clip_helpers import TINY_CONFIG, clip_options, run_cli, tiny_clip, write_prepared
+from tests.clip_helpers import clip_options, run_cli, tiny_clip, write_prepared
 from tests.clip_synthetic import synthetic_scene
 
 
@@ -47,7 +47,7 @@ def test_open_clip_backend_writes_the_clip_contract(tmp_path):
     loaded = tiny_clip()
     labeller = MaskClipLabeller(loaded, prompt_vocabulary("scannet20", extra_prompts={"ceiling": ["ceiling"]}), ["scene"],
                                 {"device": "cpu"})
-    prep = StoreReader(prepared, "prepare")
+    prep = StoreReader(prepared, "prepared")
     for sample_id in ("s0", "s2"):
         images = read_view_images(prep, sample_id)
         for v in range(len(images)):

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from clip_helpers import clip_options, write_prepared
+from tests.clip_helpers import clip_options, write_prepared
 from pipeline.clip.stage import run_clip_stage
 from pipeline.clip.text_cache import compute_text_classifier
 from pipeline.errors import UserError
-from pipeline.layout import StoreReader
+from pipeline.stores import StoreReader
 
 
 def test_cached_classifier_gives_identical_labels(tmp_path):

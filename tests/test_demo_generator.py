@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from plyfile import PlyData
 
-from demo_geometry import backproject, distance_to_mesh
+from tests.demo_geometry import backproject, distance_to_mesh
 from pipeline.camera import scale_intrinsics
 from pipeline.demo import spec
 from pipeline.demo.categories import RAW_CATEGORIES, TSV_COLUMNS

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.layout import StoreReader, StoreWriter
+from pipeline.stores import StoreReader, StoreWriter
+from tests.factory import copy_store
 from pipeline.project.stage import project_shard
-from refine_fixtures import (
+from tests.refine_fixtures import (
     SCENE, demo_visibility, ground_truth_points, label_stores, make_prepared,
 )
 
@@ -31,7 +32,7 @@ def demo(tmp_path_factory):
 
 
 def _metrics(root, prepared_path, points_path):
-    prepared = StoreReader(prepared_path, "prepare")
+    prepared = StoreReader(prepared_path, "prepared")
     points = StoreReader(points_path, "points")
     offsets = points.read(SCENE, "views/pair_offsets")
     pair_point = points.read(SCENE, "pairs/point")
@@ -85,17 +86,13 @@ def test_visibility_and_labels_match_the_generator(demo, tmp_path):
 
 
 def _rewrite_prepared(src, dst, change):
-    reader = StoreReader(src, "prepare")
-    with StoreWriter(dst, "prepare", attrs={k: v for k, v in reader.attrs.items() if k not in ("stage", "layout_version", "samples", "created", "code_version", "complete")}) as writer:
-        for sample in reader.samples:
-            arrays = {name: reader.read(sample, name) for name in _names(reader, sample)}
-            change(arrays)
-            writer.add_sample(sample, arrays, {k: v for k, v in reader.sample_attrs(sample).items() if k != "sizes"})
-    return dst
+    """A copy of a prepared store with ``change(arrays)`` applied in place to every sample."""
 
+    def edit(sample, arrays):
+        change(arrays)
+        return arrays
 
-def _names(reader, sample):
-    return [spec.path for spec in reader.stage.arrays if reader.has(sample, spec.path)]
+    return copy_store(src, dst, edit)
 
 
 def _swap_intrinsics(a):
@@ -151,15 +148,15 @@ def test_zero_noise_simulated_backends_give_ground_truth(demo, tmp_path):
     from pipeline.clip.stage import run_clip_stage
     from pipeline.refine.stage import refine_shard
     from pipeline.sam.stage import run_sam_stage
-    from refine_fixtures import ground_truth_views
+    from tests.refine_fixtures import ground_truth_views
 
     root, prepared, _, _ = demo
     zero_clip = {"backend": "simulated", "simulated": {"confusions": [], "blob_fraction": 0, "boundary_width": 0, "ignore_fill": "keep"}}
     clip = run_clip_stage(prepared, tmp_path / "clip.zarr", {"clip": zero_clip, "vocabulary": {"extra_prompts": {"ceiling": ["ceiling"]}}})
     sam = run_sam_stage(prepared, tmp_path / "sam.zarr", {"backend": "simulated", "simulated": {"zero_noise": True}})
     refined = refine_shard(clip or tmp_path / "clip.zarr", sam or tmp_path / "sam.zarr", tmp_path / "refined.zarr", {})
-    prep = StoreReader(prepared, "prepare")
-    ref = StoreReader(refined, "refine")
+    prep = StoreReader(prepared, "prepared")
+    ref = StoreReader(refined, "refined")
     truth = ground_truth_views(prep, SCENE)
     np.testing.assert_array_equal(ref.read(SCENE, "views/label"), truth)
     np.testing.assert_array_equal(ref.read(SCENE, "views/label_alt"), truth)
@@ -172,14 +169,14 @@ def test_quality_report_of_ground_truth_labels_and_cli(demo, tmp_path, capsys):
     import json
 
     from pipeline.__main__ import main
-    from pipeline.sam.masks import ViewMasks, pack_views
-    from refine_fixtures import ground_truth_views
-    from test_refine_stage import _sam_arrays
+    from pipeline.sam.masks import ViewMasks
+    from tests.refine_fixtures import ground_truth_views
+    from tests.test_refine_stage import _sam_arrays
 
     root, prepared, clip, refined = demo
     points = tmp_path / "points.zarr"
     assert main(["project", "--prepared", str(prepared), "--clip", str(clip), "--refined", str(refined), "--out", str(points), "--threads", "2"]) == 0
-    prep = StoreReader(prepared, "prepare")
+    prep = StoreReader(prepared, "prepared")
     truth = ground_truth_views(prep, SCENE)
     sam = tmp_path / "sam.zarr"
     with StoreWriter(sam, "sam") as w:  # one mask per view covering its upper half
@@ -202,7 +199,7 @@ def test_quality_report_of_ground_truth_labels_and_cli(demo, tmp_path, capsys):
     assert report["stages"]["pixels: CLIP"]["miou"] == 1.0
     assert 0.6 < report["stages"]["points: refined"]["miou_labelled"] < 1.0  # silhouette vertices (see above)
     assert "| pixels: refined (part) | 100.0 |" in (tmp_path / "r" / "train.md").read_text()
-    code = main(["project", "--prepared", str(prepared), "--clip", str(clip), "--refined", str(refined), "--out", str(tmp_path / "x.zarr"), "--options", '{"occlusion": {"mode": "percent"}}'])
+    code = main(["project", "--prepared", str(prepared), "--clip", str(clip), "--refined", str(refined), "--out", str(tmp_path / "x.zarr"), "--options", '{"project": {"occlusion": {"mode": "percent"}}}'])
     assert code == 2 and "project.occlusion.mode" in capsys.readouterr().err
 
 
@@ -219,13 +216,13 @@ def test_lidar_style_sample_without_depth(tmp_path):
         "views/image_size": np.tile([64, 48], (2, 1)).astype(np.int32), "views/intrinsics": np.stack([k, k]),
         "views/native_size": np.tile([64, 48], (2, 1)).astype(np.int32), "views/native_intrinsics": np.stack([k, k]),
     }
-    with StoreWriter(tmp_path / "prepared.zarr", "prepare", attrs={"shard": "train-000", "split": "train"}) as w:
+    with StoreWriter(tmp_path / "prepared.zarr", "prepared", attrs={"shard": "train-000", "split": "train"}) as w:
         w.add_sample("lidar0", arrays)
     labels = np.zeros((2, 48, 64), dtype=np.uint8)
     labels[1] = 7
     with StoreWriter(tmp_path / "clip.zarr", "clip") as w:
         w.add_sample("lidar0", {"views/label": labels, "views/confidence": np.ones(labels.shape, np.float16)})
-    with StoreWriter(tmp_path / "refined.zarr", "refine") as w:
+    with StoreWriter(tmp_path / "refined.zarr", "refined") as w:
         w.add_sample("lidar0", {"views/label": labels})
     out = project_shard(tmp_path / "prepared.zarr", tmp_path / "clip.zarr", tmp_path / "refined.zarr", tmp_path / "points.zarr", {"min_depth": 1.0})
     points_store = StoreReader(out, "points")

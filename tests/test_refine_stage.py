@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from pipeline.__main__ import main
-from pipeline.layout import SAM, StoreReader, StoreWriter
+from pipeline.stores import StoreReader, StoreWriter
 from pipeline.refine.stage import refine_shard
 from pipeline.sam.masks import ViewMasks, pack_views
 from pipeline.vocab import IGNORE
+from tests.factory import complete_arrays
 
 H, W = 12, 16
 
 
 def _sam_arrays(view_masks):
-    arrays = pack_views(view_masks)
-    sizes = {"view": len(view_masks), "Hc": 2, "Wc": 2, "C": 4}
-    for spec in SAM.arrays:  # feature arrays: zeros of the declared shape (refine never reads them)
-        if spec.required and spec.path not in arrays:
-            shape = tuple(int(d) if d.isdigit() else sizes[d] for d in spec.dims)
-            arrays[spec.path] = np.zeros(shape, dtype=spec.dtype)
-    return arrays
+    """The masks packed as the SAM stage packs them; feature arrays zero (refine never reads them)."""
+    return complete_arrays("sam", pack_views(view_masks), {"view": len(view_masks), "Hc": 2, "Wc": 2, "C": 4})
 
 
 def _stores(tmp_path, labels, view_masks):
@@ -49,7 +44,7 @@ def test_refine_store_in_both_orders(tmp_path):
     v1 = ViewMasks.from_masks(np.zeros((0, H, W), bool), np.zeros(0), np.zeros(0), "part")  # a view without masks
     clip, sam = _stores(tmp_path, labels, [v0, v1])
     out = refine_shard(clip, sam, tmp_path / "refined.zarr", {"nesting_order": "part"})
-    ref = StoreReader(out, "refine")
+    ref = StoreReader(out, "refined")
     part_level, object_level = ref.read("s0", "views/label"), ref.read("s0", "views/label_alt")
     assert np.all(part_level[0, :, :8] == 1) and np.all(part_level[0, :, 8:] == 3)
     assert np.all(object_level[0] == 3)
@@ -57,7 +52,7 @@ def test_refine_store_in_both_orders(tmp_path):
     assert ref.attrs["options"] == {"nesting_order": "part", "ignore": "abstain"}
     assert ref.sample_attrs("s0")["alt_nesting_order"] == "object"
     swapped = refine_shard(clip, sam, tmp_path / "refined2.zarr", {"nesting_order": "object"})
-    np.testing.assert_array_equal(StoreReader(swapped, "refine").read("s0", "views/label"), object_level)
+    np.testing.assert_array_equal(StoreReader(swapped, "refined").read("s0", "views/label"), object_level)
 
 
 def test_label_resolution_mismatch_is_a_clear_error(tmp_path, capsys):
@@ -73,9 +68,9 @@ def test_label_resolution_mismatch_is_a_clear_error(tmp_path, capsys):
 def test_cli_runs_and_rejects_bad_options(tmp_path, capsys):
     labels = np.zeros((1, H, W), dtype=np.uint8)
     clip, sam = _stores(tmp_path, labels, [ViewMasks.from_masks(np.ones((1, H, W), bool), np.ones(1), np.ones(1), "part")])
-    assert main(["refine", "--clip", str(clip), "--sam", str(sam), "--out", str(tmp_path / "r.zarr"), "--options", '{"ignore": "compete"}']) == 0
-    assert StoreReader(tmp_path / "r.zarr", "refine").attrs["options"]["ignore"] == "compete"
-    code = main(["refine", "--clip", str(clip), "--sam", str(sam), "--out", str(tmp_path / "bad.zarr"), "--options", '{"nesting_order": "bottom"}'])
+    assert main(["refine", "--clip", str(clip), "--sam", str(sam), "--out", str(tmp_path / "r.zarr"), "--options", '{"refine": {"ignore": "compete"}}']) == 0
+    assert StoreReader(tmp_path / "r.zarr", "refined").attrs["options"]["ignore"] == "compete"
+    code = main(["refine", "--clip", str(clip), "--sam", str(sam), "--out", str(tmp_path / "bad.zarr"), "--options", '{"refine": {"nesting_order": "bottom"}}'])
     assert code == 2 and "refine.nesting_order" in capsys.readouterr().err
     code = main(["refine", "--clip", str(sam), "--sam", str(clip), "--out", str(tmp_path / "bad.zarr")])
     assert code == 2 and "expected a 'clip' store" in capsys.readouterr().err

@@ -1,9 +1,10 @@
-"""Max voting of CLIP labels inside SAM masks (pure core, synthetic masks)."""
+"""Refinement of one view: mask winners (the one voting rule) painted in a nesting order."""
 
 import numpy as np
 import pytest
 
-from pipeline.refine.voting import mask_votes, mask_winners, refine_view
+from pipeline.refine.paint import refine_view
+from pipeline.voting import mask_majority
 from pipeline.vocab import IGNORE
 
 
@@ -52,8 +53,8 @@ def test_ignore_pixels_abstain_or_compete():
     (compete,) = refine_view(labels, masks, [[0]], ignore="compete")
     assert np.all(abstain == 6)
     assert np.all(compete == IGNORE)
-    votes = mask_votes(labels, masks, "abstain")
-    assert votes[0, 6] == 3 and votes[0, IGNORE] == 0 and votes.sum() == 3
+    votes = mask_majority(labels, masks, "abstain")
+    assert votes.label[0] == 6 and votes.votes[0] == 3 and votes.winner_votes[0] == 3
 
 
 def test_mask_without_votes_falls_through_to_the_next_mask():
@@ -68,8 +69,7 @@ def test_mask_without_votes_falls_through_to_the_next_mask():
 
 def test_ties_go_to_the_lowest_class():
     labels = np.array([[4, 4, 1, 1]], dtype=np.uint8)
-    votes = mask_votes(labels, np.ones((1, 1, 4), dtype=bool))
-    assert mask_winners(votes)[0] == 1
+    assert mask_majority(labels, np.ones((1, 1, 4), dtype=bool)).label[0] == 1
 
 
 def test_no_masks_and_bad_inputs():
@@ -81,7 +81,7 @@ def test_no_masks_and_bad_inputs():
     with pytest.raises(ValueError, match="uint8"):
         refine_view(labels.astype(np.int32), np.ones((1, 3, 4), dtype=bool), [[0]])
     with pytest.raises(ValueError, match="ignore policy"):
-        mask_votes(labels, np.ones((1, 3, 4), dtype=bool), "vote")
+        mask_majority(labels, np.ones((1, 3, 4), dtype=bool), "vote")
 
 
 def test_random_masks_match_a_per_mask_reference():

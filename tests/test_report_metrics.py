@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.report.merge import markdown, merge_reports
-from pipeline.report.metrics import accuracy, confusion, iou, labelled_only, mean_iou
+from pipeline.metrics import accuracy, confusion, iou, labelled_only, mean_iou
 from pipeline.vocab import IGNORE
 
 

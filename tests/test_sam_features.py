@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.sam.features import decode_features, encode_features, fit_basis, mean_cosine, valid_region
+from pipeline.sam.features import mean_cosine, valid_region
+from pipeline.stores.sam_codecs import decode_features, encode_features, fit_basis
 
 
 def _low_rank(n=3000, rank=20, seed=0):

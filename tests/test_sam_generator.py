@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from sam_fixtures import TINY_AMG, assert_masks_match, official_masks, one_pass_masks, scene, tiny_sam
+from tests.sam_fixtures import TINY_AMG, assert_masks_match, official_masks, one_pass_masks, scene, tiny_sam
 from segment_anything import SamPredictor
 
 from pipeline.sam.generator import OnePassMaskGenerator, records_to_arrays

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from sam_fixtures import TINY_AMG, assert_masks_match, official_masks, one_pass_masks, scene, tiny_sam
+from tests.sam_fixtures import TINY_AMG, assert_masks_match, official_masks, one_pass_masks, scene, tiny_sam
 from segment_anything import SamPredictor
 from segment_anything import automatic_mask_generator as amg_module
 

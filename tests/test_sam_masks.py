@@ -1,19 +1,12 @@
-"""Mask encoding and segment-id maps (pipeline.sam.masks)."""
+"""Mask encoding (pipeline.stores.sam_codecs) and segment-id maps (pipeline.sam.masks)."""
 
 import numpy as np
 import pytest
 import torch
 from segment_anything.utils.amg import batched_mask_to_box, box_xyxy_to_xywh
 
-from pipeline.sam.masks import (
-    ViewMasks,
-    decode_masks,
-    decode_rle,
-    encode_rle,
-    mask_boxes,
-    pack_views,
-    paint_segments,
-)
+from pipeline.sam.masks import ViewMasks, mask_boxes, pack_views, paint_segments
+from pipeline.stores.sam_codecs import decode_masks, decode_rle, encode_rle
 
 
 @pytest.mark.parametrize("case", ["random", "empty", "full", "starts_on", "single"])

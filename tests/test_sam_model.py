@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pipeline.errors import InputFileError, UserError
-from pipeline.sam.model import CheckpointError, build_sam, file_sha256, load_sam
+from pipeline.provenance import file_sha256
+from pipeline.sam.model import CheckpointError, build_sam, load_sam
 
 TINY = {"image_size": 256}
 

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from sam_fixtures import write_prepared
+from tests.sam_fixtures import write_prepared
 
 from pipeline.errors import UserError
-from pipeline.layout import StoreReader, StoreWriter
-from pipeline.sam.features import FeatureReader, mean_cosine
-from pipeline.sam.masks import decode_masks
+from pipeline.stores import StoreReader, StoreWriter
+from pipeline.sam.features import mean_cosine
+from pipeline.stores.sam_codecs import SamFeatureReader, decode_masks
 from pipeline.sam.simulated import dilate, erode, simulate_masks, view_rng
 from pipeline.sam.stage import run_sam_stage
 
@@ -36,7 +36,7 @@ def _view_masks(reader, sid, v, shape):
 
 def test_zero_noise_masks_are_the_ground_truth_instances(prepared, tmp_path):
     reader = _run(prepared, tmp_path / "sam.zarr", zero_noise=True)
-    prep = StoreReader(prepared, "prepare")
+    prep = StoreReader(prepared, "prepared")
     assert reader.attrs["backend"] == "simulated"
     for sid in prep.samples:
         instance = prep.read(sid, "views/instance")
@@ -57,9 +57,9 @@ def test_zero_noise_masks_are_the_ground_truth_instances(prepared, tmp_path):
 
 def test_zero_noise_features_separate_instances(prepared, tmp_path):
     _run(prepared, tmp_path / "sam.zarr", zero_noise=True)
-    feats = FeatureReader(tmp_path / "sam.zarr").view("scene0000_00", 0)  # (48, 64, 256) for a 4:3 view
+    feats = SamFeatureReader(tmp_path / "sam.zarr").view("scene0000_00", 0)  # (48, 64, 256) for a 4:3 view
     assert feats.shape == (48, 64, 256)
-    prep = StoreReader(prepared, "prepare")
+    prep = StoreReader(prepared, "prepared")
     instance = prep.read("scene0000_00", "views/instance", 0)
     # cells fully inside one instance (5x5 pixel cells at 320x240)
     cells = instance.reshape(48, 5, 64, 5).transpose(0, 2, 1, 3).reshape(48, 64, 25)
@@ -83,7 +83,7 @@ def test_deterministic_by_seed(prepared, tmp_path):
 
 
 def test_parts_are_nested_and_nesting_order_applies(prepared, tmp_path):
-    prep = StoreReader(prepared, "prepare")
+    prep = StoreReader(prepared, "prepared")
     instance = prep.read("scene0000_00", "views/instance", 0)
     part = _run(prepared, tmp_path / "p.zarr", **{**ISOLATE, "split_prob": 1.0, "drop_object_prob": 0.0})
     masks = _view_masks(part, "scene0000_00", 0, instance.shape)
@@ -106,7 +106,7 @@ def test_parts_are_nested_and_nesting_order_applies(prepared, tmp_path):
 
 
 def test_merges_spurious_and_jitter(prepared, tmp_path):
-    prep = StoreReader(prepared, "prepare")
+    prep = StoreReader(prepared, "prepared")
     instance = prep.read("scene0000_00", "views/instance", 0)
     ids = [i for i in np.unique(instance) if i > 0]
     merged = _view_masks(_run(prepared, tmp_path / "m.zarr", **{**ISOLATE, "merge_prob": 1.0}), "scene0000_00", 0, instance.shape)
@@ -126,7 +126,7 @@ def test_noise_free_defaults_differ_from_zero_noise(prepared, tmp_path):
     noisy = _run(prepared, tmp_path / "n.zarr")
     clean = _run(prepared, tmp_path / "c.zarr", zero_noise=True)
     assert noisy.attrs["simulated"]["jitter_px"] == 2 and clean.attrs["simulated"]["jitter_px"] == 0
-    fn, fc = FeatureReader(tmp_path / "n.zarr").view("scene0000_00", 0), FeatureReader(tmp_path / "c.zarr").view("scene0000_00", 0)
+    fn, fc = SamFeatureReader(tmp_path / "n.zarr").view("scene0000_00", 0), SamFeatureReader(tmp_path / "c.zarr").view("scene0000_00", 0)
     assert 0.8 < mean_cosine(fn, fc) < 0.995
 
 
@@ -140,7 +140,7 @@ def test_needs_ground_truth_instances(tmp_path):
         "views/native_intrinsics": np.eye(3)[None],
         "views/image": np.zeros((1, 24, 32, 3), np.uint8),
     }
-    with StoreWriter(tmp_path / "p.zarr", "prepare") as writer:
+    with StoreWriter(tmp_path / "p.zarr", "prepared") as writer:
         writer.add_sample("s", arrays, attrs={"image_codec": "raw"})
     with pytest.raises(UserError, match="views/instance"):
         run_sam_stage(tmp_path / "p.zarr", tmp_path / "sam.zarr", {"backend": "simulated"})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from pipeline.datasets import make_adapter
 from pipeline.demo.generate import DemoOptions, build_scene, generate_scene, write_meta
 from pipeline.errors import InputFileError
 from pipeline.images import read_view_images
-from pipeline.layout import StoreReader
+from pipeline.stores import StoreReader
 from pipeline.prepare import prepare_shard
 
 OPTIONS = DemoOptions(views=6, color_size=(162, 122), depth_size=(80, 60), vertex_spacing=0.25, defects=True)
@@ -77,7 +76,7 @@ def test_2d_labels_are_raw_ids_mapped_downstream(dataset):
 def test_frame_skip_and_store(dataset, tmp_path):
     out = tmp_path / "train-000.zarr"
     prepare_shard(_config(dataset, frame_skip=2), "train-000", "train", [SCENE], out)
-    reader = StoreReader(out, "prepare")
+    reader = StoreReader(out, "prepared")
     frames = reader.read(SCENE, "views/frame")
     assert all(f % 2 == 0 for f in frames)
     images = read_view_images(reader, SCENE)

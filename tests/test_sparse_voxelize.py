@@ -103,3 +103,21 @@ def test_voxelize_rejects_bad_input() -> None:
     bad[1, 2] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         voxelize(bad, torch.tensor([0, 4]), 0.1)
+
+
+def test_voxel_keys_are_the_one_voxel_definition_and_check_their_range() -> None:
+    import numpy as np
+
+    from train.sparse.voxelize import point_voxel_keys, voxel_keys
+
+    pts, offsets = make_batch()
+    keys, origin = voxel_keys(pts, offsets, 0.25)
+    vox = voxelize(pts, offsets, 0.25)
+    assert torch.equal(origin, vox.origin) and torch.equal(torch.unique(keys, return_inverse=True)[1], vox.inverse)
+    one = pts[:300].numpy()
+    _, inv = np.unique(point_voxel_keys(one, 0.25), return_inverse=True)
+    assert np.array_equal(inv.reshape(-1), vox.inverse[:300].numpy())  # numpy callers get the network's voxels
+    with pytest.raises(ValueError, match=r"along y span \[0, 200000\] \(200001 voxels of 0\.01 m"):
+        voxel_keys(torch.tensor([[0.0, 0.0, 0.0], [0.0, 2000.0, 0.0]]), torch.tensor([0, 2]), 0.01)
+    with pytest.raises(ValueError, match="voxels of 0.01 m"):
+        voxelize(torch.tensor([[0.0, 0.0, 0.0], [0.0, 2000.0, 0.0]]), torch.tensor([0, 2]), 0.01)

@@ -1,4 +1,4 @@
-"""The Zarr layout contract: atomic writes, validation, readers that refuse bad stores."""
+"""The store contract: the registry, atomic writes, validation, readers that refuse bad stores."""
 
 import os
 import re
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import layout
-from pipeline.layout import StoreError, StoreReader, StoreWriter
+from pipeline.stores import LAYOUT_VERSION, STORES, StoreError, StoreReader, StoreWriter, registry
+from pipeline.stores.registry import stage_options, store_path, trainer_stores
 
 
 def _prepared_arrays(n_views=3, n_points=50, h=12, w=16):
@@ -33,12 +33,12 @@ def _prepared_arrays(n_views=3, n_points=50, h=12, w=16):
 def test_round_trip_and_metadata(tmp_path):
     arrays = _prepared_arrays()
     out = tmp_path / "train-000.zarr"
-    with StoreWriter(out, "prepare", attrs={"dataset": "demo", "config_hash": "abc"}) as writer:
+    with StoreWriter(out, "prepared", attrs={"dataset": "demo", "config_hash": "abc"}) as writer:
         writer.add_sample("scene0000_00", arrays, attrs={"split": "train"})
-    reader = StoreReader(out, "prepare")
+    reader = StoreReader(out, "prepared")
     assert reader.samples == ["scene0000_00"]
     assert reader.attrs["config_hash"] == "abc" and reader.attrs["complete"] is True
-    assert reader.attrs["layout_version"] == layout.LAYOUT_VERSION
+    assert reader.attrs["layout_version"] == LAYOUT_VERSION
     for name, data in arrays.items():
         np.testing.assert_array_equal(reader.read("scene0000_00", name), data)
     np.testing.assert_array_equal(reader.read("scene0000_00", "views/depth", 1), arrays["views/depth"][1])
@@ -51,7 +51,7 @@ def test_file_count_does_not_grow_with_views(tmp_path):
     counts = []
     for n_views in (2, 40):
         out = tmp_path / f"v{n_views}.zarr"
-        with StoreWriter(out, "prepare") as writer:
+        with StoreWriter(out, "prepared") as writer:
             writer.add_sample("s", _prepared_arrays(n_views=n_views))
         counts.append(sum(len(files) for _, _, files in os.walk(out)))
     assert counts[0] == counts[1]
@@ -61,29 +61,29 @@ def test_validation_names_the_problem(tmp_path):
     arrays = _prepared_arrays()
     bad = dict(arrays, **{"views/pose": arrays["views/pose"].astype(np.float32)})
     with pytest.raises(StoreError, match="views/pose must be float64"):
-        with StoreWriter(tmp_path / "a.zarr", "prepare") as writer:
+        with StoreWriter(tmp_path / "a.zarr", "prepared") as writer:
             writer.add_sample("s", bad)
     assert not (tmp_path / "a.zarr").exists()
     mismatch = dict(arrays, **{"views/frame": np.arange(5, dtype=np.int64)})
     with pytest.raises(StoreError, match="view"):
-        with StoreWriter(tmp_path / "b.zarr", "prepare") as writer:
+        with StoreWriter(tmp_path / "b.zarr", "prepared") as writer:
             writer.add_sample("s", mismatch)
     with pytest.raises(StoreError, match="not declared"):
-        with StoreWriter(tmp_path / "c.zarr", "prepare") as writer:
+        with StoreWriter(tmp_path / "c.zarr", "prepared") as writer:
             writer.add_sample("s", dict(arrays, extra=np.zeros(3)))
     missing = {k: v for k, v in arrays.items() if k != "views/pose"}
     with pytest.raises(StoreError, match="required arrays"):
-        with StoreWriter(tmp_path / "d.zarr", "prepare") as writer:
+        with StoreWriter(tmp_path / "d.zarr", "prepared") as writer:
             writer.add_sample("s", missing)
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "temporaries must be cleaned up"
 
 
 def test_failed_write_keeps_the_previous_store(tmp_path):
     out = tmp_path / "s.zarr"
-    with StoreWriter(out, "prepare", attrs={"run": 1}) as writer:
+    with StoreWriter(out, "prepared", attrs={"run": 1}) as writer:
         writer.add_sample("s", _prepared_arrays())
     with pytest.raises(RuntimeError):
-        with StoreWriter(out, "prepare", attrs={"run": 2}) as writer:
+        with StoreWriter(out, "prepared", attrs={"run": 2}) as writer:
             writer.add_sample("s", _prepared_arrays())
             raise RuntimeError("killed")
     assert StoreReader(out).attrs["run"] == 1
@@ -91,13 +91,13 @@ def test_failed_write_keeps_the_previous_store(tmp_path):
 
 def test_stale_partials_removed_and_incomplete_refused(tmp_path):
     out = tmp_path / "s.zarr"
-    writer = StoreWriter(out, "prepare")
+    writer = StoreWriter(out, "prepared")
     writer.add_sample("s", _prepared_arrays())
     stale = writer.tmp  # simulate kill -9: never committed nor aborted
     assert stale.exists() and not out.exists()
     with pytest.raises(StoreError, match="incomplete"):
         StoreReader(stale)
-    with StoreWriter(out, "prepare") as second:
+    with StoreWriter(out, "prepared") as second:
         second.add_sample("s", _prepared_arrays())
     assert not stale.exists() and out.exists()
 
@@ -106,7 +106,7 @@ def test_reader_errors_name_the_store(tmp_path):
     with pytest.raises(StoreError, match=re.escape(str(tmp_path / "nope.zarr"))):
         StoreReader(tmp_path / "nope.zarr")
     out = tmp_path / "s.zarr"
-    with StoreWriter(out, "prepare") as writer:
+    with StoreWriter(out, "prepared") as writer:
         writer.add_sample("s", _prepared_arrays())
     with pytest.raises(StoreError, match="expected a 'clip' store"):
         StoreReader(out, "clip")
@@ -114,20 +114,66 @@ def test_reader_errors_name_the_store(tmp_path):
 
 def test_docs_describe_every_declared_array():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "data-layout.md").read_text()
-    for stage in layout.STAGES.values():
-        assert f"`{stage.name}`" in doc, stage.name
-        for spec in stage.arrays + stage.store_arrays:
-            assert f"`{spec.path}`" in doc, f"{stage.name}: {spec.path} undocumented"
+    for store in STORES.values():
+        assert f"`{store.name}`" in doc, store.name
+        for spec in store.arrays + store.store_arrays:
+            assert f"`{spec.path}`" in doc, f"{store.name}: {spec.path} undocumented"
 
 
 def test_require_samples_names_the_store_and_the_missing_samples(tmp_path):
     """Stores of one shard from different stages must cover the same samples."""
     paths = {}
     for name, samples in (("full", ["a", "b"]), ("part", ["a"])):
-        with StoreWriter(tmp_path / f"{name}.zarr", "prepare") as writer:
+        with StoreWriter(tmp_path / f"{name}.zarr", "prepared") as writer:
             for sample in samples:
                 writer.add_sample(sample, _prepared_arrays())
-        paths[name] = StoreReader(tmp_path / f"{name}.zarr", "prepare")
+        paths[name] = StoreReader(tmp_path / f"{name}.zarr", "prepared")
     paths["full"].require_samples(paths["part"])  # a superset is fine
     with pytest.raises(StoreError, match=r"part\.zarr: lacks samples \['b'\] of .*full\.zarr; rerun it"):
         paths["part"].require_samples(paths["full"], "rerun it")
+
+
+def test_registry_is_consistent():
+    """Every store read is declared earlier in DAG order; config keys are dotted schema keys."""
+    from pipeline.config import validate
+
+    names = list(STORES)
+    defaults = validate({})
+    for i, store in enumerate(STORES.values()):
+        assert set(store.reads) <= set(names[:i]), store.name
+        opts = stage_options(defaults, store.name)  # every declared key exists in a validated config
+        assert opts, store.name
+    assert store_path("results/demo/", "refined", "train-000") == "results/demo/refined/train-000.zarr"
+    with pytest.raises(StoreError, match="unknown store 'refine'"):
+        store_path("results", "refine", "train-000")
+
+
+def test_trainer_commands_follow_the_config():
+    from pipeline.config import validate
+
+    cfg = validate({})
+    assert trainer_stores("stage1") == ("prepared", "clip", "sam", "refined", "points")
+    assert "predictions" in trainer_stores("stage2", cfg["train"])  # frozen self/cross sources by default
+    online = validate({"train": {"stage2": {"predictions": "online"}}})
+    assert "predictions" not in trainer_stores("stage2", online["train"])
+    assert registry.required_trainer_stores("stage2", cfg["train"])[-1] == "predictions"
+    assert registry.required_trainer_stores("stage2", online["train"]) == ("prepared", "sam", "refined", "points")
+    assert registry.trainer_options("predict", cfg)["project"] == {"tie_break": cfg["project"]["tie_break"]}
+
+
+def test_no_store_role_is_listed_outside_the_registry():
+    """Store names appear as string lists only in the registry (one place for roles)."""
+    import ast
+
+    repo = Path(__file__).resolve().parents[1]
+    names = set(STORES)
+    offenders = []
+    for path in [*repo.joinpath("pipeline").rglob("*.py"), *repo.joinpath("train").rglob("*.py")]:
+        if "stores" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+                values = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+                if len(values & names) >= 3:
+                    offenders.append(f"{path.relative_to(repo)}:{node.lineno}")
+    assert not offenders, offenders

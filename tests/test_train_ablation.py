@@ -1,32 +1,94 @@
-"""The ablation command: presets x seeds -> one table with mean and spread (tiny, slow-marked)."""
+"""The ablation inside the DAG: rows and owners (pipeline.runs), the table builder, the Snakemake target."""
+
+from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
-from test_train_engine import TINY
+from pipeline.config import ConfigError, validate
+from pipeline.runs import AblationRuns
+from tests.test_train_engine import TINY
+from tests.workflow_helpers import REPO, snakemake_command, snakemake_env, tiny_demo_config
+
+PRESETS = [f"workflow/configs/ablation/{name}.yaml" for name in ("a1_refined_only", "a2_latent", "a3_switching", "a4_stage2", "a5_stage2_pseudo_only")]
+
+
+def test_rows_share_stage1_only_when_their_stage1_and_predict_settings_match():
+    runs = AblationRuns(validate({"ablation": {"presets": PRESETS, "seeds": [0, 3]}}), search=[REPO])
+    assert list(runs.rows) == ["a1_refined_only", "a2_latent", "a3_switching", "a4_stage2", "a5_stage2_pseudo_only"]
+    owners = {row: runs.owner(row, 3) for row in runs.rows}
+    assert owners == {"a1_refined_only": "a1_refined_only", "a2_latent": "a2_latent", "a3_switching": "a3_switching",
+                      "a4_stage2": "a3_switching", "a5_stage2_pseudo_only": "a3_switching"}
+    assert runs.final_stage("a1_refined_only", 0) == ("stage1", "a1_refined_only")
+    assert runs.final_stage("a4_stage2", 0) == ("stage2", "a4_stage2")
+    assert runs.row_config("a2_latent", 3)["train"]["seed"] == 3
+    assert runs.row_config("a2_latent", 3)["evaluate"]["export_ply"] is False
+    with pytest.raises(ConfigError, match="nope.yaml not found"):
+        AblationRuns(validate({"ablation": {"presets": ["nope.yaml"]}}), search=[REPO]).row_config("nope", 0)
+
+
+def _metrics(folder: Path, stage: str, miou2d: float, miou3d: float) -> str:
+    folder.mkdir(parents=True)
+    results = {"2d": {"miou": miou2d}, "3d": {"miou": miou3d}, "pseudo2d": {"miou": 0.3}, "pseudo3d": {"miou": 0.25}}
+    (folder / "metrics.json").write_text(json.dumps({"checkpoint": {"stage": stage}, "splits": ["val"], "results": results}))
+    return str(folder)
+
+
+def test_table_reports_mean_spread_and_range_per_row(tmp_path):
+    from train.ablation import write_table
+
+    runs = [f"a:{k}:{_metrics(tmp_path / f'a{k}', 'stage1', 0.1 * (k + 1), 0.2)}" for k in range(3)]
+    runs += [f"b:{k}:{_metrics(tmp_path / f'b{k}', 'stage2', 0.5, 0.4 + 0.1 * k)}" for k in range(3)]
+    table = write_table(runs, ["a:a.yaml"], tmp_path / "t.md", tmp_path / "t.json")
+    assert table["rows"]["a"]["2d"]["mean"] == pytest.approx(20.0) and table["rows"]["a"]["2d"]["std"] == pytest.approx(10.0)
+    assert table["rows"]["b"]["3d"]["min"] == pytest.approx(40.0) and table["rows"]["b"]["stage"] == "stage2"
+    text = (tmp_path / "t.md").read_text()
+    assert "| a | stage1 | 20.0 ± 10.0 (10.0–30.0) | 20.0 ± 0.0 (20.0–20.0) |" in text and "pseudo-labels" in text
+    with pytest.raises(Exception, match="different seeds"):
+        write_table(runs[:5], [], tmp_path / "u.md", tmp_path / "u.json")
+
+
+def _config(presets, seeds):
+    return tiny_demo_config(
+        num_scenes=3, views=4, clip={"backend": "simulated"}, sam={"backend": "simulated"},
+        train={**TINY, "stage1": {"steps": 2}, "stage2": {"steps": 2}, "checkpoint_every": 50},
+        evaluate={"splits": ["val"]}, ablation={"presets": presets, "seeds": seeds},
+    )
+
+
+def test_dry_run_plans_shared_stage1_runs(tmp_path):
+    proc = subprocess.run(snakemake_command(tmp_path, _config(PRESETS, [0, 1]), "-n", "ablation", "--quiet", "rules"),
+                          capture_output=True, text=True, env=snakemake_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = {line.split()[0]: int(line.split()[1]) for line in proc.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+    # 3 distinct stage-1 settings x 2 seeds; predictions only for the owner of the frozen self/cross row (2 train shards)
+    assert counts["ablation_train_stage1"] == 6 and counts["ablation_train_stage2"] == 4
+    assert counts["ablation_predict_shard"] == 2 * 2 and counts["ablation_evaluate"] == 10 and counts["ablation_table"] == 1
 
 
 @pytest.mark.slow
-def test_ablation_table(tmp_path):
-    from train.ablation import run_ablation
-    from train_synthetic import make_stores
-
-    make_stores(tmp_path / "results", samples_per_shard=(2,), n_points=150, n_views=2)
-    base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump({"train": {**TINY, "stage1": {"steps": 1}, "stage2": {"steps": 1}},
-                                    "evaluate": {"splits": ["train"]}}))
-    presets = ["workflow/configs/ablation/a1_refined_only.yaml", "workflow/configs/ablation/a4_stage2.yaml"]
-    table = run_ablation(str(base), presets, str(tmp_path / "results"), str(tmp_path / "out"), seeds=[0, 1])
-    rows = table["rows"]
-    assert list(rows) == ["a1_refined_only", "a4_stage2"]
-    assert rows["a1_refined_only"]["stage"] == "stage1" and rows["a4_stage2"]["stage"] == "stage2"
-    assert len(rows["a4_stage2"]["3d"]["values"]) == 2
-    text = (tmp_path / "out" / "table.md").read_text()
-    assert "± " in text and "pseudo-labels" in text
-    assert len(list((tmp_path / "out" / "stage1").glob("*/predictions/train-000.zarr"))) == 2  # a4's two seeds
-    assert len(list((tmp_path / "out" / "stage1").glob("*/final.pt"))) == 4  # a1 and a4 differ in stage 1
-    # a second call reuses the finished runs
-    again = run_ablation(str(base), presets, str(tmp_path / "results"), str(tmp_path / "out"), seeds=[0, 1])
-    assert json.dumps(again["rows"], sort_keys=True) == json.dumps(table["rows"], sort_keys=True)
+def test_ablation_target_builds_the_table_and_a_second_run_does_nothing(tmp_path):
+    config = _config(PRESETS[2:4], [0, 1])
+    run = subprocess.run(snakemake_command(tmp_path, config, "ablation"), capture_output=True, text=True, env=snakemake_env(), timeout=1500)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    table = json.loads((tmp_path / "results" / "ablation" / "table.json").read_text())
+    assert list(table["rows"]) == ["a3_switching", "a4_stage2"]
+    assert table["rows"]["a3_switching"]["stage"] == "stage1" and table["rows"]["a4_stage2"]["stage"] == "stage2"
+    assert len(table["rows"]["a4_stage2"]["3d"]["values"]) == 2
+    runs = tmp_path / "results" / "ablation"
+    assert sorted(p.relative_to(runs).parts[0] for p in runs.glob("*/seed*/train/stage1/final.pt")) == ["a3_switching"] * 2
+    again = subprocess.run(snakemake_command(tmp_path, config, "ablation", "-n"), capture_output=True, text=True, env=snakemake_env(), timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # a changed preset reruns its rows only (Snakemake's params trigger)
+    preset = tmp_path / "a4_stage2.yaml"
+    row = yaml.safe_load((REPO / PRESETS[3]).read_text())
+    row["train"]["stage2"]["lr_scale"] = 0.2
+    preset.write_text(yaml.safe_dump(row))
+    changed = _config([PRESETS[2], str(preset)], [0, 1])
+    plan = subprocess.run(snakemake_command(tmp_path, changed, "ablation", "-n", "--quiet", "rules"), capture_output=True, text=True,
+                          env=snakemake_env(), timeout=300)
+    assert "ablation_train_stage1" not in plan.stdout and "ablation_train_stage2" in plan.stdout, plan.stdout

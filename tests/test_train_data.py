@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from pipeline.vocab import IGNORE, benchmark
-from train.config import DataConfig, Net3DConfig
+from pipeline.config import validate
+from train.config import train_config
 from train.data.augment import Crop, augment_points, grid_sample, sphere_crop
-from train.data.dataset import ItemBuilder, StepSampler, collate
+from train.data.batch import collate
+from train.data.dataset import ItemBuilder, StepSampler
 from train.data.sample import SampleSource
 from train.data.stores import open_shards
 
@@ -16,7 +18,7 @@ BENCH = benchmark("scannet20")
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    from train_synthetic import make_stores
+    from tests.train_synthetic import make_stores
 
     return make_stores(tmp_path_factory.mktemp("stores"), samples_per_shard=(2, 1), n_points=300, n_views=3)
 
@@ -24,8 +26,9 @@ def synthetic(tmp_path_factory):
 def _builder(synthetic, **data):
     shards = open_shards(synthetic["stores"], BENCH, ["prepared", "refined", "points", "sam"])
     source = SampleSource(shards, BENCH.n_classes, ["pseudo"], "sam")
-    cfg = DataConfig(**{"batch_size": 2, "views_per_sample": 2, "crop_size": (20, 16), "workers": 0, **data})
-    return source, ItemBuilder(source, cfg, Net3DConfig(size="tiny", voxel_size=0.1), seed=3, with_online=True)
+    cfg = train_config(validate({"train": {"data": {"batch_size": 2, "views_per_sample": 2, "crop_size": [20, 16], "workers": 0, **data},
+                                           "net3d": {"size": "tiny", "voxel_size": 0.1}}}))
+    return source, ItemBuilder(source, cfg.data, cfg.net3d, seed=3, with_features=True, with_online=True)
 
 
 def test_point_augmentation_is_rigid_up_to_scale_and_keeps_order():
@@ -128,8 +131,8 @@ def test_items_are_reproducible_and_batches_concatenate(synthetic):
     items = [builder((0, 1, 0, 0)), builder((2, 1, 0, 1))]
     batch = collate(items)
     n0 = items[0].xyz.shape[0]
-    assert batch.offsets.tolist() == [0, n0, n0 + items[1].xyz.shape[0]]
-    cells0 = items[0].features.shape[0] * items[0].features.shape[1]
+    assert batch.point_offsets.tolist() == [0, n0, n0 + items[1].xyz.shape[0]]  # CSR (B+1,), not Pointcept's ends
+    cells0 = items[0].features.shape[0]
     lat = batch.latent3d[n0:]
     assert torch.equal(lat[lat >= 0] - cells0, torch.from_numpy(items[1].latent3d[items[1].latent3d >= 0]))
     assert batch.images.shape[0] == 4 and batch.own2d.shape[1] == 4
@@ -148,3 +151,33 @@ def test_step_sampler_partitions_ranks_and_resumes():
     assert list(resumed) == list(full)[3:]
     first_epoch = [k[0] for k in full.keys(0) + other.keys(0) + full.keys(1)[:1]]
     assert sorted(first_epoch) == [0, 1, 2, 3, 4]  # one permutation per epoch, split across ranks
+
+
+def test_grid_sample_keeps_voxel_key_order_and_checks_the_range():
+    rng = np.random.default_rng(4)
+    xyz = rng.uniform(-3, 3, (800, 3)).astype(np.float32)
+    chosen, _ = grid_sample(xyz, 0.5, rng)
+    grid = np.floor(xyz[chosen].astype(np.float64) / 0.5).astype(np.int64)
+    assert [tuple(g) for g in grid] == sorted(tuple(g) for g in grid)  # rows in (x, y, z) voxel order
+    far = np.array([[0, 0, 0], [7000.0, 0, 0]], np.float32)  # 140001 voxels of 5 cm: beyond a key's range
+    with pytest.raises(ValueError, match=r"along x .*0\.05 m"):
+        grid_sample(far, 0.05, rng)
+
+
+def test_segment_ids_are_unique_per_view_and_item(synthetic):
+    source, builder = _builder(synthetic)
+    items = [builder((0, 2, 0, 0)), builder((0, 4, 0, 1))]  # the same sample twice: same store segment ids
+    batch = collate(items)
+    seg = batch.segments.numpy()
+    owner = {}
+    for it_i, it in enumerate(items):
+        for j, v in enumerate(it.views):
+            store = source.view_segments(0, int(v)).astype(np.int64)
+            xs, ys, inside = it.crops[j].source_xy()
+            ids = seg[2 * it_i + j]
+            assert (ids[~inside] == -1).all()
+            for sid in np.unique(ids[ids >= 0]):
+                where = ids == sid
+                assert len(np.unique(store[ys[where], xs[where]])) == 1  # one store segment ...
+                assert owner.setdefault(int(sid), (it_i, j)) == (it_i, j)  # ... of one view of one item
+    assert 0 <= seg.max() < sum(it.segment_count for it in items)

@@ -23,7 +23,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    from train_synthetic import make_stores
+    from tests.train_synthetic import make_stores
 
     return make_stores(tmp_path_factory.mktemp("stores"), samples_per_shard=(2, 1), n_points=200, n_views=3)
 
@@ -99,5 +99,5 @@ def test_poly_and_cosine_schedules():
     for _ in range(5):
         poly.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.5**0.9)
-    cos = LRSchedule(torch.optim.SGD([p], lr=2.0), 10, "cosine")
+    cos = LRSchedule(torch.optim.SGD([p], lr=2.0), 10, "cosine", warmup_steps=0)
     assert cos.factor(5) == pytest.approx(0.5) and cos.factor(10) == pytest.approx(0.0)

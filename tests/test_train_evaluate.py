@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.layout import StoreReader
+from pipeline.stores import StoreReader
 from pipeline.vocab import IGNORE, benchmark
-from train.metrics import confusion, iou_per_class, summary
+from pipeline.metrics import confusion, iou, summary
 
 BENCH = benchmark("scannet20")
 
@@ -19,9 +19,9 @@ def test_iou_from_a_known_confusion():
     pred = np.array([0, 0, 1, 1, IGNORE, 2, 1, 0])
     conf = confusion(gt, pred, 3)
     assert conf.tolist() == [[2, 1, 0, 0], [0, 1, 0, 1], [1, 0, 1, 0]]
-    iou = iou_per_class(conf)
+    per_class = iou(conf)
     # class 0: TP 2, FN 1, FP 1 -> 2/4; class 1: TP 1, FN 1 (ignore = miss), FP 1 -> 1/3; class 2: TP 1, FN 1 -> 1/2
-    assert iou.tolist() == pytest.approx([0.5, 1 / 3, 0.5])
+    assert per_class.tolist() == pytest.approx([0.5, 1 / 3, 0.5])
     res = summary(conf, ["a", "b", "c"])
     assert res["miou"] == pytest.approx((0.5 + 1 / 3 + 0.5) / 3) and res["accuracy"] == pytest.approx(4 / 7)
     absent = summary(confusion(np.array([0]), np.array([0]), 3), ["a", "b", "c"])
@@ -48,9 +48,9 @@ def test_benchmark_and_ply_exports(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from pipeline.config import validate
-    from test_train_engine import TINY
+    from tests.test_train_engine import TINY
     from train.engine.trainer import run_stage
-    from train_synthetic import make_stores
+    from tests.train_synthetic import make_stores
 
     root = tmp_path_factory.mktemp("eval")
     data = make_stores(root / "stores", samples_per_shard=(2,), n_points=200, n_views=2)
@@ -88,14 +88,22 @@ def test_evaluate_perfect_predictions_score_100(trained, monkeypatch, tmp_path):
     assert (tmp_path / "out" / "ply" / "scene0001_00.ply").is_file() and "| 3D network | 100.0 |" in (tmp_path / "out" / "metrics.md").read_text()
 
 
-def test_predict_store_is_consistent(trained, tmp_path):
-    from train.inference import majority
+@pytest.mark.parametrize("tie_break", ["nearest", "lowest"])
+def test_predict_store_is_consistent(trained, tmp_path, tie_break):
+    """Refined 2D predictions are constant inside segments; carried labels follow the pipeline's
+    voting options (project.tie_break: nearest ranks pairs by depth, as the project stage does)."""
+    from pipeline.config import validate
+    from pipeline.pairs import pair_depths
+    from pipeline.voting import majority
     from train.predict import predict_shard
 
     data, final, _ = trained
     s = data["stores"]
-    out = predict_shard(final, {"prepared": s["prepared"][0], "sam": s["sam"][0], "points": s["points"][0]}, tmp_path / "p.zarr")
+    config = validate({"project": {"tie_break": tie_break}})
+    out = predict_shard(final, {"prepared": s["prepared"][0], "sam": s["sam"][0], "points": s["points"][0]}, tmp_path / "p.zarr", config)
     pred = StoreReader(out, "predictions")
+    prep = StoreReader(s["prepared"][0], "prepared")
+    assert pred.attrs["options"]["project"] == {"tie_break": tie_break}
     pts = StoreReader(s["points"][0], "points")
     sam = StoreReader(s["sam"][0], "sam")
     assert pred.attrs["vocabulary"]["benchmark"] == "scannet20" and pred.attrs["checkpoint"]["stage"] == "stage1"
@@ -112,7 +120,8 @@ def test_predict_store_is_consistent(trained, tmp_path):
         flat = view * seg.shape[1] * seg.shape[2] + pts.read(sid, "pairs/pixel")
         point = pts.read(sid, "pairs/point").astype(np.int64)
         n = pred.read(sid, "points/label").shape[0]
-        expected = majority(point, v2d.reshape(-1)[flat], n, 20)
+        rank = pair_depths(prep.read(sid, "points/xyz"), prep.read(sid, "views/pose"), offsets, point) if tie_break == "nearest" else None
+        expected = majority(point, v2d.reshape(-1)[flat], n, rank=rank, n_classes=20).label
         assert np.array_equal(pred.read(sid, "points/label_2d"), expected)
         label_3d = pred.read(sid, "views/label_3d").reshape(-1)
         seen = np.zeros(n, bool)
@@ -137,7 +146,7 @@ def test_help_is_fast_and_explains_every_command():
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "train", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "torch" not in {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
-    for command in ("stage1", "predict", "stage2", "evaluate", "ablation"):
+    for command in ("stage1", "predict", "stage2", "evaluate", "ablation-table"):
         assert command in result.stdout
         sub = subprocess.run([sys.executable, "-m", "train", command, "--help"], capture_output=True, text=True)
         assert sub.returncode == 0 and "--" in sub.stdout
@@ -146,7 +155,7 @@ def test_help_is_fast_and_explains_every_command():
 @pytest.mark.parametrize("mode", ["frozen", "online"])
 def test_stage2_from_stage1_with_frozen_or_online_predictions(trained, tmp_path, mode):
     from pipeline.config import validate
-    from test_train_engine import TINY
+    from tests.test_train_engine import TINY
     from train.engine import checkpoint as ckpt
     from train.engine.trainer import run_stage
     from train.predict import predict_shard
@@ -155,7 +164,7 @@ def test_stage2_from_stage1_with_frozen_or_online_predictions(trained, tmp_path,
     s = dict(data["stores"])
     if mode == "frozen":
         s["predictions"] = [str(predict_shard(final, {"prepared": s["prepared"][0], "sam": s["sam"][0], "points": s["points"][0]},
-                                              tmp_path / "predictions" / "train-000.zarr"))]
+                                              tmp_path / "predictions" / "train-000.zarr", validate({})))]
     records = []
     config = validate({"train": {**TINY, "stage2": {"steps": 2, "predictions": mode}}})
     out = run_stage(config, "stage2", s, tmp_path / "stage2", init=final, progress=False, on_step=lambda st, r: records.append(r))

@@ -9,7 +9,7 @@ from train.data.pairs import label_pixels_to_cells
 from train.losses.cns import cross_entropy
 from train.losses.latent import latent_loss_2d, latent_loss_3d
 from train.losses.switching import draw_targets, origin_weights
-from train.segment_vote import segment_vote, segment_vote_np
+from pipeline.voting import segment_majority, segment_majority_torch
 
 
 def _u8(values):
@@ -122,8 +122,8 @@ def test_latent_loss_3d_uses_paired_rows_only():
 def test_segment_vote_majority_inside_segments_only():
     labels = np.array([[1, 1, 2, 5], [IGNORE, 2, 2, 5]], np.uint8)
     segs = np.array([[0, 0, 0, -1], [0, 1, 1, -1]], np.int32)
-    out = segment_vote_np(labels, segs, 20)
+    out = segment_majority(labels, segs, n_classes=20)
     # segment 0 votes {1, 1, 2} -> 1 (the ignore pixel inside it takes the majority too)
     assert out.tolist() == [[1, 1, 1, 5], [1, 2, 2, 5]]
-    torch_out = segment_vote(torch.from_numpy(labels).long(), torch.from_numpy(segs).long(), 20)
+    torch_out = segment_majority_torch(torch.from_numpy(labels).long(), torch.from_numpy(segs).long(), 20)
     assert torch_out.tolist() == out.tolist()

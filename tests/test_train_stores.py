@@ -5,39 +5,28 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline.layout import StoreError, StoreReader, StoreWriter
+from pipeline.stores import StoreError, required_trainer_stores
 from pipeline.vocab import benchmark
 from train.data.sample import SampleSource
+from tests.factory import copy_store
 from train.data.stores import open_shards
 
 BENCH = benchmark("scannet20")
-ROLES = ["prepared", "refined", "points", "sam"]
+ROLES = required_trainer_stores("stage1")
 
 
 @pytest.fixture()
 def synthetic(tmp_path):
-    from train_synthetic import make_stores
+    from tests.train_synthetic import make_stores
 
     return make_stores(tmp_path / "stores", samples_per_shard=(1,), n_points=100, n_views=2)
 
 
-def _rewrite(path, stage, edit, root_attrs=None):
-    """Copy a store with ``edit(sample, arrays) -> arrays`` applied (and root attrs replaced)."""
-    reader = StoreReader(path, stage)
-    attrs = {k: v for k, v in reader.attrs.items() if k not in ("stage", "layout_version", "samples", "created", "code_version", "complete")}
-    if root_attrs is not None:
-        attrs = root_attrs
-    out = str(path) + ".new"
-    with StoreWriter(out, stage, attrs) as writer:
-        for sample in reader.samples:
-            arrays = {spec.path: reader.read(sample, spec.path) for spec in reader.stage.arrays if reader.has(sample, spec.path)}
-            sample_attrs = {k: v for k, v in reader.sample_attrs(sample).items() if k != "sizes"}
-            writer.add_sample(sample, edit(sample, arrays), sample_attrs)
-        for spec in reader.stage.store_arrays:
-            if reader.has_store_array(spec.path):
-                writer.add_store_array(spec.path, reader.read_store_array(spec.path))
+def _rewrite(path, edit, root_attrs=None):
+    """Replace a store by a copy with ``edit(sample, arrays) -> arrays`` applied (root attrs updated)."""
+    copy_store(path, str(path) + ".new", edit, root_attrs)
     shutil.rmtree(path)
-    shutil.move(out, path)
+    shutil.move(str(path) + ".new", path)
 
 
 def test_good_stores_open(synthetic):
@@ -47,7 +36,7 @@ def test_good_stores_open(synthetic):
 
 def test_other_vocabulary_is_refused(synthetic):
     path = synthetic["stores"]["refined"][0]
-    _rewrite(path, "refine", lambda s, a: a, root_attrs={"vocabulary": {"benchmark": "nuscenes16", "class_names": ["car"]}})
+    _rewrite(path, lambda s, a: a, root_attrs={"vocabulary": {"benchmark": "nuscenes16", "class_names": ["car"]}})
     with pytest.raises(StoreError, match=r"refined.*vocabulary 'nuscenes16'"):
         open_shards(synthetic["stores"], BENCH, ROLES)
 
@@ -56,14 +45,14 @@ def test_other_class_names_are_refused(synthetic):
     path = synthetic["stores"]["clip"][0]
     names = list(BENCH.class_names)
     names[0], names[1] = names[1], names[0]
-    _rewrite(path, "clip", lambda s, a: a, root_attrs={"vocabulary": {"benchmark": "scannet20", "class_names": names}})
+    _rewrite(path, lambda s, a: a, root_attrs={"vocabulary": {"benchmark": "scannet20", "class_names": names}})
     with pytest.raises(StoreError, match="class names"):
         open_shards(synthetic["stores"], BENCH, ROLES)
 
 
 def test_missing_required_array_is_named(synthetic):
     path = synthetic["stores"]["prepared"][0]
-    _rewrite(path, "prepare", lambda s, a: {k: v for k, v in a.items() if k != "points/xyz"},
+    _rewrite(path, lambda s, a: {k: v for k, v in a.items() if k != "points/xyz"},
              root_attrs={"label_spaces": {"points": "nyu40", "views": "nyu40"}})
     with pytest.raises(StoreError, match="points/xyz"):
         open_shards(synthetic["stores"], BENCH, ROLES)
@@ -90,14 +79,14 @@ def test_mismatched_sizes_are_refused(synthetic):
         out["views/pair_offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         return out
 
-    _rewrite(path, "points", drop_point)
+    _rewrite(path, drop_point)
     with pytest.raises(StoreError, match="point=99 but the prepared store"):
         open_shards(synthetic["stores"], BENCH, ROLES)
 
 
 def test_label_values_outside_the_vocabulary_are_refused(synthetic):
     path = synthetic["stores"]["refined"][0]
-    _rewrite(path, "refine", lambda s, a: {"views/label": np.full_like(a["views/label"], 33)})
+    _rewrite(path, lambda s, a: {"views/label": np.full_like(a["views/label"], 33)})
     shards = open_shards(synthetic["stores"], BENCH, ROLES)
     with pytest.raises(StoreError, match="label value 33"):
         SampleSource(shards, BENCH.n_classes).sample(0)

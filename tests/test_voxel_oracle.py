@@ -12,3 +12,11 @@ def test_each_voxel_predicts_the_majority_ground_truth_of_its_points():
     # finer voxels separate the points: each labelled point predicts its own class
     fine = oracle_labels(xyz, gt, 0.005, 20)
     np.testing.assert_array_equal(fine[gt != 255], gt[gt != 255])
+
+
+def test_the_oracle_uses_the_networks_voxels_and_their_range_check():
+    import pytest
+
+    xyz = np.array([[0.0, 0, 0], [0.0, 0, 9000.0]], np.float32)
+    with pytest.raises(ValueError, match="along z"):
+        oracle_labels(xyz, np.array([1, 2]), 0.05, 20)

@@ -1,7 +1,7 @@
 """The DAG through the real `snakemake` command: prepare on generated demo data.
 
 One module-scoped run (a tiny demo in a temp working directory) serves the checks: stores and
-manifests appear, a second run does nothing, `--forcerun prepare` with one store as target
+manifests appear, a second run does nothing, `--forcerun prepare_shard` with one store as target
 recomputes exactly that shard, bad config and bad input give clear errors and no partial store.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import snakemake_command, snakemake_env, tiny_demo_config
+from tests.workflow_helpers import snakemake_command, snakemake_env, tiny_demo_config
 
 pytestmark = pytest.mark.slow
 
@@ -43,13 +43,13 @@ def run(tmp_path_factory):
 def test_prepare_makes_stores_and_manifests(run):
     import pyarrow.parquet as pq
 
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
 
     stores = shards_of(run)
     assert stores, "no prepared store"
     samples = []
     for store in stores:
-        reader = StoreReader(store, "prepare")
+        reader = StoreReader(store, "prepared")
         samples += reader.samples
         assert reader.attrs["label_spaces"] == {"points": "nyu40", "views": "scannet-raw"}
     assert sorted(samples) == [f"scene{i:04d}_00" for i in range(4)]
@@ -71,7 +71,7 @@ def test_forcerun_one_shard_recomputes_only_it(run):
     target, others = stores[0], stores[1:]
     before = {s: s.stat().st_mtime_ns for s in stores}
     manifest_before = (run / "results" / "manifest.parquet").stat().st_mtime_ns
-    proc = snakemake(run, str(target.relative_to(run)), "--forcerun", "prepare")
+    proc = snakemake(run, str(target.relative_to(run)), "--forcerun", "prepare_shard")
     out = proc.stdout + proc.stderr
     assert "prepare_shard" in out and out.count("rule prepare_shard:") == 1
     assert target.stat().st_mtime_ns != before[target]
@@ -93,14 +93,14 @@ def test_bad_config_names_the_key(tmp_path):
 
 
 def test_bad_input_fails_its_shard_only(run, tmp_path):
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
 
     workdir = tmp_path / "wf"
     shutil.copytree(run / "results" / "data", workdir / "results" / "data")
     # Snakemake would regenerate the demo: reuse the generated data by disabling the demo.
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["dataset"]["demo"]["enabled"] = False
-    reader = StoreReader(shards_of(run)[0], "prepare")
+    reader = StoreReader(shards_of(run)[0], "prepared")
     victim = reader.samples[0]
     jpg = sorted((workdir / "results/data/scans" / victim / "color").glob("*.jpg"))[1]
     jpg.write_bytes(jpg.read_bytes()[: len(jpg.read_bytes()) // 3])

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from workflow_helpers import snakemake_command, snakemake_env, tiny_demo_config
+from pipeline.stores import PSEUDO_LABEL_STORES
+from tests.workflow_helpers import snakemake_command, snakemake_env, tiny_demo_config
 
 pytestmark = pytest.mark.slow
 
 TINY = tiny_demo_config(num_scenes=3, views=5, clip={"backend": "simulated"}, sam={"backend": "simulated"}, report={"overlays": 1})
-STAGES = ("prepared", "clip", "sam", "refined", "points")
+STAGES = ("prepared", *PSEUDO_LABEL_STORES)
 
 
 def command(workdir: Path, *args: str) -> list[str]:
@@ -37,16 +38,16 @@ def snakemake(workdir: Path, *args: str) -> str:
 
 def arrays(workdir: Path) -> dict[str, np.ndarray]:
     """Every array of every stage store (no metadata), keyed by stage/shard/sample/array."""
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
+    from tests.factory import sample_arrays
 
     out = {}
     for stage in STAGES:
         for store in sorted((workdir / "results" / stage).glob("*.zarr")):
             reader = StoreReader(store)
             for sample in reader.samples:
-                for spec in reader.stage.arrays:
-                    if reader.has(sample, spec.path):
-                        out[f"{stage}/{store.name}/{sample}/{spec.path}"] = reader.read(sample, spec.path)
+                for name, data in sample_arrays(reader, sample).items():
+                    out[f"{stage}/{store.name}/{sample}/{name}"] = data
     return out
 
 
@@ -103,7 +104,7 @@ def test_kill_9_mid_run_then_rerun_incomplete_gives_identical_arrays(reference, 
     finally:
         proc.wait(timeout=60)
     # nothing incomplete is visible as a store: every store that exists opens as complete
-    from pipeline.layout import StoreReader
+    from pipeline.stores import StoreReader
 
     for stage in STAGES:
         for store in (workdir / "results" / stage).glob("*.zarr"):

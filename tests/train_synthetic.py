@@ -5,7 +5,7 @@ Each sample is a floor plane (z = 0) of random points whose class is a function 
 the points with :mod:`pipeline.camera`; label maps from intersecting each pixel's ray with
 the plane, so 2D and 3D labels agree exactly before noise. Pseudo-labels are the truth with
 a given share of wrong labels; SAM segments are the regions; SAM features are a per-class
-vector plus noise, stored reduced (a basis) in whichever format the layout declares.
+vector plus noise, stored reduced (a basis), int8-quantised as the registry declares.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import camera
-from pipeline.layout import StoreWriter, stage_spec
+from pipeline.stores import store_path
+from pipeline.stores.sam_codecs import encode_features, encode_rle
 from pipeline.vocab import IGNORE, benchmark
+from tests.factory import prepared_arrays, write_store
 
 BENCH = benchmark("scannet20")
 CLASSES = (0, 1, 2, 4, 6)  # wall, floor, cabinet, chair, table
@@ -41,13 +43,6 @@ def _camera(rng: np.random.Generator, size=SIZE):
     pose[:3, :3] = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])
     pose[:3, 3] = [rng.uniform(1.0, 3.0), rng.uniform(0.8, 2.2), rng.uniform(2.0, 3.0)]
     return k, pose
-
-
-def _rle(mask: np.ndarray) -> np.ndarray:
-    flat = mask.reshape(-1).astype(np.int8)
-    change = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
-    runs = np.diff(np.concatenate([[0], change]))
-    return runs.astype(np.uint32)
 
 
 def make_sample(rng: np.random.Generator, n_points=400, n_views=3, noise=0.2, feat_basis=None, size=SIZE):
@@ -108,90 +103,74 @@ def _features(rng, regions: np.ndarray, basis: np.ndarray, mean: np.ndarray) -> 
     return out
 
 
+def _sam_arrays(rng, v: dict, n_views: int, basis: np.ndarray, mean: np.ndarray) -> dict:
+    regions = np.stack(v["region_map"])
+    masks = [(i, r) for i in range(n_views) for r in np.unique(regions[i])]
+    rles = [encode_rle(regions[i] == r) for i, r in masks]
+    q, scale = encode_features(_features(rng, regions, basis, mean), basis, mean)
+    return {
+        "views/mask_offsets": np.concatenate([[0], np.cumsum([np.unique(regions[i]).size for i in range(n_views)])]).astype(np.int64),
+        "masks/rle_offsets": np.concatenate([[0], np.cumsum([len(r) for r in rles])]).astype(np.int64),
+        "masks/rle": np.concatenate(rles).astype(np.uint32),
+        "masks/area": np.array([(regions[i] == r).sum() for i, r in masks], np.int64),
+        "masks/bbox": np.zeros((len(masks), 4), np.int32),
+        "masks/predicted_iou": np.ones(len(masks), np.float32),
+        "masks/stability_score": np.ones(len(masks), np.float32),
+        "views/segments": np.stack(v["segments"]),
+        "views/features": q,
+        "views/feature_scale": scale,
+    }
+
+
+def _sample_stores(rng, s: dict, n_views: int, size, basis: np.ndarray, mean: np.ndarray) -> dict[str, tuple[dict, dict]]:
+    """One synthetic sample's arrays (and sample attrs) in every pipeline store."""
+    v, n_points = s["views"], s["xyz"].shape[0]
+    prepared, attrs = prepared_arrays(
+        np.stack(v["image"]), intrinsics=np.stack(v["K"]), poses=np.stack(v["pose"]),
+        points__xyz=s["xyz"], points__rgb=s["rgb"], points__label=BENCH.to_raw(s["classes"]).astype(np.uint16),
+        mesh__faces=np.array([[0, 1, 2], [1, 2, 3]], np.int32), views__label=BENCH.to_raw(s["gt2d"]).astype(np.uint16),
+    )
+    votes = np.zeros(n_points, np.uint16)
+    for p in v["pt"]:
+        votes[p] += 1
+    return {
+        "prepared": (prepared, {"split": "train", **attrs}),
+        "clip": ({"views/label": s["refined"], "views/confidence": np.ones(s["refined"].shape, np.float16)}, {}),
+        "sam": (_sam_arrays(rng, v, n_views, basis, mean), {}),
+        "refined": ({"views/label": s["refined"]}, {}),
+        "points": ({
+            "points/label": s["point_pseudo"], "points/label_clip": s["point_pseudo"], "points/votes": votes,
+            "points/agreement": np.ones(n_points, np.float16), "points/seen": s["seen"],
+            "views/pair_offsets": np.concatenate([[0], np.cumsum([len(p) for p in v["pt"]])]).astype(np.int64),
+            "pairs/point": np.concatenate(v["pt"]).astype(np.int32), "pairs/pixel": np.concatenate(v["pix"]).astype(np.int32),
+        }, {}),
+    }
+
+
 def make_stores(root: str | Path, samples_per_shard=(2, 1), n_points=400, n_views=3, noise=0.2, seed=0, vocabulary="scannet20",
                 size=SIZE) -> dict:
     """Write prepared/clip/sam/refined/points stores for shards ``train-000``... → dict with
-    ``stores`` (role → paths), ``truth`` (sample → arrays)."""
+    ``stores`` (store name → paths), ``truth`` (sample → arrays), the SAM feature ``basis`` and ``mean``."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     vocab = {"benchmark": vocabulary, "class_names": list(BENCH.class_names) if vocabulary == "scannet20" else ["x"]}
-    stores = {r: [] for r in ("prepared", "clip", "sam", "refined", "points")}
+    root_attrs = {
+        "prepared": {"label_spaces": {"points": "nyu40", "views": "nyu40"}, "split": "train"},
+        "clip": {"vocabulary": vocab}, "sam": {}, "refined": {"vocabulary": vocab}, "points": {"vocabulary": vocab},
+    }
+    stores: dict[str, list[str]] = {name: [] for name in root_attrs}
     truth = {}
-    quantised = any(a.path == "views/feature_scale" for a in stage_spec("sam").arrays)
     basis = np.linalg.qr(np.random.default_rng(7).normal(size=(256, FEAT_C)))[0].T.astype(np.float32)  # (C, 256) orthonormal rows
     mean = np.zeros(256, np.float32)
     for shard_i, n in enumerate(samples_per_shard):
         shard = f"train-{shard_i:03d}"
-        paths = {r: root / r / f"{shard}.zarr" for r in stores}
-        writers = {
-            "prepared": StoreWriter(paths["prepared"], "prepare", {"label_spaces": {"points": "nyu40", "views": "nyu40"}, "split": "train"}),
-            "clip": StoreWriter(paths["clip"], "clip", {"vocabulary": vocab}),
-            "sam": StoreWriter(paths["sam"], "sam", {}),
-            "refined": StoreWriter(paths["refined"], "refine", {"vocabulary": vocab}),
-            "points": StoreWriter(paths["points"], "points", {"vocabulary": vocab}),
-        }
+        per_store: dict[str, dict] = {name: {} for name in root_attrs}
         for j in range(n):
             sid = f"scene{shard_i:02d}{j:02d}_00"
-            s = make_sample(rng, n_points, n_views, noise, size=size)
-            truth[sid] = s
-            v = s["views"]
-            w, h = size
-            faces = np.array([[0, 1, 2], [1, 2, 3]], np.int32)
-            writers["prepared"].add_sample(sid, {
-                "points/xyz": s["xyz"], "points/rgb": s["rgb"],
-                "points/label": BENCH.to_raw(s["classes"]).astype(np.uint16),
-                "mesh/faces": faces,
-                "views/frame": np.arange(n_views, dtype=np.int64),
-                "views/pose": np.stack(v["pose"]),
-                "views/image_size": np.tile([w, h], (n_views, 1)).astype(np.int32),
-                "views/intrinsics": np.stack(v["K"]),
-                "views/native_size": np.tile([w, h], (n_views, 1)).astype(np.int32),
-                "views/native_intrinsics": np.stack(v["K"]),
-                "views/image": np.stack(v["image"]),
-                "views/label": BENCH.to_raw(s["gt2d"]).astype(np.uint16),
-            }, {"split": "train", "image_codec": "raw"})
-            writers["clip"].add_sample(sid, {"views/label": s["refined"], "views/confidence": np.ones(s["refined"].shape, np.float16)})
-            regions = np.stack(v["region_map"])
-            feats = _features(rng, regions, basis, mean)
-            masks = [(i, r) for i in range(n_views) for r in np.unique(regions[i])]
-            rles = [_rle(regions[i] == r) for i, r in masks]
-            sam_arrays = {
-                "views/mask_offsets": np.concatenate([[0], np.cumsum([np.unique(regions[i]).size for i in range(n_views)])]).astype(np.int64),
-                "masks/rle_offsets": np.concatenate([[0], np.cumsum([len(r) for r in rles])]).astype(np.int64),
-                "masks/rle": np.concatenate(rles).astype(np.uint32),
-                "masks/area": np.array([(regions[i] == r).sum() for i, r in masks], np.int64),
-                "masks/bbox": np.zeros((len(masks), 4), np.int32),
-                "masks/predicted_iou": np.ones(len(masks), np.float32),
-                "masks/stability_score": np.ones(len(masks), np.float32),
-                "views/segments": np.stack(v["segments"]),
-            }
-            coef = (feats - mean) @ basis.T
-            if quantised:
-                from pipeline.sam.features import encode_features
-
-                q, scale = encode_features(feats, basis, mean)
-                sam_arrays["views/features"] = q
-                sam_arrays["views/feature_scale"] = scale
-            else:
-                sam_arrays["views/features"] = coef.astype(np.float16)
-            writers["sam"].add_sample(sid, sam_arrays)
-            writers["refined"].add_sample(sid, {"views/label": s["refined"]})
-            votes = np.zeros(n_points, np.uint16)
-            for p in v["pt"]:
-                votes[p] += 1
-            writers["points"].add_sample(sid, {
-                "points/label": s["point_pseudo"],
-                "points/label_clip": s["point_pseudo"],
-                "points/votes": votes,
-                "points/agreement": np.ones(n_points, np.float16),
-                "points/seen": s["seen"],
-                "views/pair_offsets": np.concatenate([[0], np.cumsum([len(p) for p in v["pt"]])]).astype(np.int64),
-                "pairs/point": np.concatenate(v["pt"]).astype(np.int32),
-                "pairs/pixel": np.concatenate(v["pix"]).astype(np.int32),
-            })
-        writers["sam"].add_store_array("_store/feature_basis", basis)
-        writers["sam"].add_store_array("_store/feature_mean", mean)
-        for role, writer in writers.items():
-            writer.commit()
-            stores[role].append(str(paths[role]))
+            truth[sid] = make_sample(rng, n_points, n_views, noise, size=size)
+            for name, item in _sample_stores(rng, truth[sid], n_views, size, basis, mean).items():
+                per_store[name][sid] = item
+        for name, samples in per_store.items():
+            level = {"_store/feature_basis": basis, "_store/feature_mean": mean} if name == "sam" else None
+            stores[name].append(str(write_store(store_path(str(root), name, shard), name, samples, root_attrs[name], level)))
     return {"stores": stores, "truth": truth, "basis": basis, "mean": mean}
