@@ -62,19 +62,28 @@ def _check_policy(ignore: str) -> None:
         raise ValueError(f"ignore policy must be one of {IGNORE_POLICIES}, got {ignore!r}")
 
 
-def _columns(labels: np.ndarray, n_classes: int | None, ignore: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Counted votes as (mask over votes, candidate column per counted vote, candidates)."""
+def _columns(labels: np.ndarray, n_classes: int | None, ignore: str) -> tuple[np.ndarray | None, np.ndarray, int, int]:
+    """Counted votes: (mask over votes, or None for all; candidate column per counted vote;
+    candidates; classes). IGNORE's column is ``classes`` (counted only under ``compete``)."""
     _check_policy(ignore)
     is_ignore = labels == IGNORE
-    keep = np.ones(labels.shape, bool) if ignore == "compete" else ~is_ignore
-    classes = labels[~is_ignore]
-    top = int(classes.max()) + 1 if classes.size else 0
+    any_ignore = bool(is_ignore.any())
+    if any_ignore:
+        voted = labels[~is_ignore]
+        top = int(voted.max()) + 1 if voted.size else 0
+    else:
+        top = int(labels.max()) + 1 if labels.size else 0
     if n_classes is None:
         n_classes = top
     elif top > n_classes:
         raise ValueError(f"label {top - 1} is not a class of {n_classes} (nor IGNORE)")
-    column = np.where(is_ignore, n_classes, labels.astype(np.int64))[keep]
-    return keep, column, n_classes + (1 if ignore == "compete" else 0)
+    n_cand = n_classes + (1 if ignore == "compete" else 0)
+    if not any_ignore:
+        return None, labels.astype(np.int64), n_cand, n_classes
+    if ignore == "compete":
+        return None, np.where(is_ignore, n_classes, labels.astype(np.int64)), n_cand, n_classes
+    keep = ~is_ignore
+    return keep, labels[keep].astype(np.int64), n_cand, n_classes
 
 
 def majority(
@@ -92,20 +101,23 @@ def majority(
     labels = np.asarray(labels).reshape(-1)
     if keys.shape != labels.shape:
         raise ValueError(f"{keys.size} keys but {labels.size} labels")
-    keep, column, n_cand = _columns(labels, n_classes, ignore)
-    keys = keys[keep]
-    rank = None if rank is None else np.asarray(rank, dtype=np.float64).reshape(-1)[keep]
-    n_cls = n_cand - (1 if ignore == "compete" else 0)
+    keep, column, n_cand, n_cls = _columns(labels, n_classes, ignore)
+    if keep is not None:
+        keys = keys[keep]
+    if rank is not None:
+        rank = np.asarray(rank, dtype=np.float64).reshape(-1)
+        rank = rank if keep is None else rank[keep]
     out_label = np.full(n_keys, IGNORE, dtype=np.uint8)
-    out_votes = np.bincount(keys, minlength=n_keys).astype(np.int64)
+    out_votes = np.zeros(n_keys, dtype=np.int64)
     out_win = np.zeros(n_keys, dtype=np.int64)
-    if keys.size == 0:
+    if keys.size == 0 or n_cand == 0:
         return Votes(out_label, out_votes, out_win)
     step = max(1, _MAX_CELLS // n_cand)
     for lo in range(0, n_keys, step):
         hi = min(n_keys, lo + step)
-        sel = (keys >= lo) & (keys < hi) if (lo > 0 or hi < n_keys) else slice(None)
-        k, c = keys[sel] - lo, column[sel]
+        whole = lo == 0 and hi == n_keys
+        sel = slice(None) if whole else (keys >= lo) & (keys < hi)
+        k, c = (keys, column) if whole else (keys[sel] - lo, column[sel])
         table = np.bincount(k * n_cand + c, minlength=(hi - lo) * n_cand).reshape(hi - lo, n_cand)
         best = np.argmax(table, axis=1)  # first maximum: the lowest column
         win = table[np.arange(hi - lo), best]
@@ -114,6 +126,7 @@ def majority(
         has = win > 0
         out_label[lo:hi][has] = np.where(best[has] == n_cls, IGNORE, best[has]).astype(np.uint8)
         out_win[lo:hi] = win
+        out_votes[lo:hi] = table.sum(axis=1)
     return Votes(out_label, out_votes, out_win)
 
 

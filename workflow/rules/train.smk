@@ -12,8 +12,7 @@ STAGE_SHELL = (
     "python -m train {params.command} --out {params.out:q} {params.stores} {params.init} --options {params.options:q} 2> {log:q}"
 )
 PREDICT_SHELL = (
-    "python -m train predict --checkpoint {input.checkpoint:q} --prepared {input.prepared:q} --sam {input.sam:q}"
-    " --points {input.points:q} --out {output:q} --options {params.options:q} 2> {log:q}"
+    "python -m train predict --checkpoint {input.checkpoint:q} {params.stores} --out {output:q} --options {params.options:q} 2> {log:q}"
 )
 EVALUATE_SHELL = (
     "python -m train evaluate --checkpoint {input.checkpoint:q} --out {output:q} {params.stores}"
@@ -62,6 +61,7 @@ for fam in TRAIN_FAMILIES:
         wildcard_constraints:
             **fam.constraints,
         params:
+            stores=lambda w, input: store_flags(input, trainer_stores("predict")),
             options=lambda w, fam=fam: canonical_json(trainer_options("predict", fam.cfg(w))),
         threads: 2
         resources:
