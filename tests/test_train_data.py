@@ -25,7 +25,7 @@ def synthetic(tmp_path_factory):
 
 def _builder(synthetic, **data):
     shards = open_shards(synthetic["stores"], BENCH, ["prepared", "refined", "points", "sam"])
-    source = SampleSource(shards, BENCH.n_classes, ["pseudo"], "sam")
+    source = SampleSource(shards, BENCH.n_classes, ["pseudo"], "sam", cache_size=8)
     cfg = train_config(validate({"train": {"data": {"batch_size": 2, "views_per_sample": 2, "crop_size": [20, 16], "workers": 0, **data},
                                            "net3d": {"size": "tiny", "voxel_size": 0.1}}}))
     return source, ItemBuilder(source, cfg.data, cfg.net3d, seed=3, with_features=True, with_online=True)

@@ -89,7 +89,7 @@ def test_label_values_outside_the_vocabulary_are_refused(synthetic):
     _rewrite(path, lambda s, a: {"views/label": np.full_like(a["views/label"], 33)})
     shards = open_shards(synthetic["stores"], BENCH, ROLES)
     with pytest.raises(StoreError, match="label value 33"):
-        SampleSource(shards, BENCH.n_classes).sample(0)
+        SampleSource(shards, BENCH.n_classes, ["pseudo"], None, cache_size=1).sample(0)
 
 
 def test_cli_prints_one_line_and_exits_2(synthetic, tmp_path, capsys):

@@ -100,9 +100,9 @@ class SampleSource:
         self,
         shards: Sequence[ShardStores],
         n_classes: int,
-        origins: Sequence[str] = ("pseudo",),
-        feature_space: str | None = "sam",
-        cache_size: int = 8,
+        origins: Sequence[str],
+        feature_space: str | None,
+        cache_size: int,
     ) -> None:
         self.shards = list(shards)
         self.n_classes = n_classes
