@@ -42,6 +42,40 @@ def invert_rigid(pose: np.ndarray) -> np.ndarray:
     return out
 
 
+def quaternion_to_rotation(quaternion: np.ndarray) -> np.ndarray:
+    """Rotation matrix (3, 3) float64 of a quaternion [w, x, y, z] (scalar first, as nuScenes and
+    the Hamilton convention write it); the quaternion is normalised first. A zero or non-finite
+    quaternion raises ``ValueError``. Also accepts (..., 4) → (..., 3, 3)."""
+    q = np.asarray(quaternion, dtype=np.float64)
+    if q.shape[-1] != 4:
+        raise ValueError(f"a quaternion has 4 components [w, x, y, z], got shape {q.shape}")
+    norm = np.linalg.norm(q, axis=-1, keepdims=True)
+    if not np.all(np.isfinite(q)) or np.any(norm < 1e-12):
+        raise ValueError("quaternion must be finite and non-zero")
+    w, x, y, z = np.moveaxis(q / norm, -1, 0)
+    rot = np.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        axis=-1,
+    )
+    return rot.reshape(q.shape[:-1] + (3, 3))
+
+
+def rigid_transform(translation: np.ndarray, quaternion: np.ndarray) -> np.ndarray:
+    """T(t, q) = [[R(q), t], [0, 1]] (4, 4) float64 from a translation (3,) in metres and a
+    quaternion [w, x, y, z] (normalised here); maps child-frame points into the parent frame."""
+    t = np.asarray(translation, dtype=np.float64)
+    if t.shape != (3,) or not np.all(np.isfinite(t)):
+        raise ValueError(f"translation must be 3 finite numbers, got {t.tolist()}")
+    out = np.eye(4)
+    out[:3, :3] = quaternion_to_rotation(quaternion)
+    out[:3, 3] = t
+    return out
+
+
 def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply 4x4 ``transform`` to ``points`` (N, 3); returns (N, 3) in ``points``' dtype."""
     transform = np.asarray(transform)

@@ -36,6 +36,54 @@ SCANNET20_NYU40_IDS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1
 """The 20 classes of the ScanNet v2 benchmark, as nyu40 ids, in benchmark order."""
 
 
+NUSCENES16_NAMES: tuple[str, ...] = (
+    "barrier", "bicycle", "bus", "car", "construction_vehicle", "motorcycle", "pedestrian",
+    "traffic_cone", "trailer", "truck", "driveable_surface", "other_flat", "sidewalk", "terrain",
+    "manmade", "vegetation",
+)
+"""The 16 classes of the nuScenes lidarseg benchmark in benchmark order; class ``c`` has
+benchmark id ``c + 1`` (what the official ``_lidarseg.bin`` files hold; 0 = ignore)."""
+
+NUSCENES_FINE_TO_CLASS: dict[str, str | None] = {
+    "noise": None,
+    "animal": None,
+    "human.pedestrian.adult": "pedestrian",
+    "human.pedestrian.child": "pedestrian",
+    "human.pedestrian.construction_worker": "pedestrian",
+    "human.pedestrian.personal_mobility": None,
+    "human.pedestrian.police_officer": "pedestrian",
+    "human.pedestrian.stroller": None,
+    "human.pedestrian.wheelchair": None,
+    "movable_object.barrier": "barrier",
+    "movable_object.debris": None,
+    "movable_object.pushable_pullable": None,
+    "movable_object.trafficcone": "traffic_cone",
+    "static_object.bicycle_rack": None,
+    "vehicle.bicycle": "bicycle",
+    "vehicle.bus.bendy": "bus",
+    "vehicle.bus.rigid": "bus",
+    "vehicle.car": "car",
+    "vehicle.construction": "construction_vehicle",
+    "vehicle.emergency.ambulance": None,
+    "vehicle.emergency.police": None,
+    "vehicle.motorcycle": "motorcycle",
+    "vehicle.trailer": "trailer",
+    "vehicle.truck": "truck",
+    "flat.driveable_surface": "driveable_surface",
+    "flat.other": "other_flat",
+    "flat.sidewalk": "sidewalk",
+    "flat.terrain": "terrain",
+    "static.manmade": "manmade",
+    "static.other": None,
+    "static.vegetation": "vegetation",
+    "vehicle.ego": None,
+}
+"""The 32 nuScenes fine (lidarseg) classes by *name*, in the order of the real ``category.json``
+indices 0..31, → their ``nuscenes16`` class name (None = ignore). Map by name, never by index:
+the lidarseg instructions list some indices wrongly (sidewalk, terrain, other flat, static
+other, vegetation)."""
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """An evaluation vocabulary: class names and the raw-id → class-index mapping.
@@ -82,6 +130,7 @@ _BENCHMARKS: dict[str, Benchmark] = {
         SCANNET20_NYU40_IDS,
         max_raw=40,
     ),
+    "nuscenes16": _benchmark("nuscenes16", NUSCENES16_NAMES, range(1, len(NUSCENES16_NAMES) + 1), max_raw=len(NUSCENES16_NAMES)),
 }
 
 
@@ -160,6 +209,35 @@ class PromptVocabulary:
         return self.to_class[np.asarray(prompt_index, dtype=np.int64)]
 
 
+DEFAULT_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "scannet20": {"otherfurniture": ("other furniture",)},
+    "nuscenes16": {
+        "barrier": ("barrier", "traffic barrier", "concrete barrier"),
+        "bicycle": ("bicycle", "bike"),
+        "car": ("car", "sedan", "suv"),
+        "construction_vehicle": ("construction vehicle", "excavator", "crane truck"),
+        "motorcycle": ("motorcycle", "scooter"),
+        "pedestrian": ("pedestrian", "person"),
+        "truck": ("truck", "pickup truck"),
+        "driveable_surface": ("road", "driveable surface", "street"),
+        "other_flat": ("traffic island", "curb", "rail track"),
+        "sidewalk": ("sidewalk", "pavement"),
+        "terrain": ("grass", "terrain", "soil"),
+        "manmade": ("building", "wall", "pole", "traffic sign", "fence"),
+        "vegetation": ("tree", "vegetation", "bush"),
+    },
+}
+"""Per benchmark, the prompt names (synonyms) of classes whose own name prompts poorly; the config's
+``vocabulary.prompts`` overrides them class by class."""
+
+DEFAULT_EXTRA_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "scannet20": {"ceiling": ("ceiling",)},
+    "nuscenes16": {"sky": ("sky",)},
+}
+"""Per benchmark, prompt-only classes scored by CLIP and mapped to ignore (things every scene shows
+that no class covers); ``vocabulary.extra_prompts`` overrides them by name (an empty list drops one)."""
+
+
 def prompt_vocabulary(
     benchmark_name: str,
     prompts: Mapping[str, Sequence[str]] | None = None,
@@ -167,11 +245,12 @@ def prompt_vocabulary(
 ) -> PromptVocabulary:
     """Build the prompt vocabulary from the ``vocabulary`` config section.
 
-    ``prompts`` maps a benchmark class name to its prompt names (synonyms); classes not
-    listed are prompted by their own name; an empty list drops the class from prompting.
-    ``extra_prompts`` maps prompt-only class names to their prompt names, all scored but
-    mapped to :data:`IGNORE`. Raises ``ValueError`` naming the key on unknown classes or an
-    empty vocabulary.
+    ``prompts`` maps a benchmark class name to its prompt names (synonyms), over the benchmark's
+    :data:`DEFAULT_PROMPTS`; other classes are prompted by their own name with ``_`` read as a
+    space (``traffic_cone`` → "traffic cone"); an empty list drops the class from prompting.
+    ``extra_prompts`` maps prompt-only class names to their prompt names, over
+    :data:`DEFAULT_EXTRA_PROMPTS` (an empty list drops one), all scored but mapped to
+    :data:`IGNORE`. Raises ``ValueError`` naming the key on unknown classes or an empty vocabulary.
     """
     bench = benchmark(benchmark_name)
     prompts = dict(prompts or {})
@@ -180,16 +259,17 @@ def prompt_vocabulary(
         raise ValueError(
             f"vocabulary.prompts: unknown class names {unknown} for benchmark {bench.name!r}; known: {list(bench.class_names)}"
         )
+    prompts = {**DEFAULT_PROMPTS.get(bench.name, {}), **prompts}
     names: list[str] = []
     to_class: list[int] = []
     for index, class_name in enumerate(bench.class_names):
-        for prompt in prompts.get(class_name, [class_name]):
+        for prompt in prompts.get(class_name, [class_name.replace("_", " ")]):
             names.append(str(prompt))
             to_class.append(index)
     if not names:
         raise ValueError("vocabulary: empty vocabulary (every class has an empty prompt list)")
-    for extra, synonyms in (extra_prompts or {}).items():
-        for prompt in synonyms or [extra]:
+    for extra, synonyms in {**DEFAULT_EXTRA_PROMPTS.get(bench.name, {}), **dict(extra_prompts or {})}.items():
+        for prompt in synonyms:
             names.append(str(prompt))
             to_class.append(IGNORE)
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -198,17 +278,46 @@ def prompt_vocabulary(
     return PromptVocabulary(bench, tuple(names), np.asarray(to_class, dtype=np.uint8))
 
 
-LABEL_SPACES = ("nyu40", "scannet-raw")
+LABEL_SPACES = ("nyu40", "scannet-raw", "nuscenes-lidarseg")
 """Raw label spaces a prepared store may declare (root attribute ``label_spaces``)."""
 
 
-def ground_truth_lut(space: str, bench: Benchmark, label_map: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+def nuscenes_fine_lut(categories: Sequence[Sequence], bench: Benchmark) -> np.ndarray:
+    """LUT nuScenes fine (lidarseg) index → ``nuscenes16`` class index (uint8, IGNORE for the
+    fine classes outside the benchmark and for indices not in ``categories``).
+
+    ``categories`` are ``[index, name]`` pairs (the prepared store's root attribute
+    ``lidarseg_categories``, from ``category.json``); the mapping goes by name. An unknown name
+    raises ``ValueError``.
+    """
+    if bench.name != "nuscenes16":
+        raise ValueError(f"no mapping from nuscenes-lidarseg to benchmark {bench.name!r}; use nuscenes16")
+    if not categories:
+        raise ValueError("label space 'nuscenes-lidarseg' needs the lidarseg categories ([index, name] pairs)")
+    lut = np.full(max(int(i) for i, _ in categories) + 1, IGNORE, dtype=np.uint8)
+    for index, name in categories:
+        if name not in NUSCENES_FINE_TO_CLASS:
+            raise ValueError(f"unknown nuScenes fine class {name!r} (index {index}); known: {sorted(NUSCENES_FINE_TO_CLASS)}")
+        target = NUSCENES_FINE_TO_CLASS[name]
+        lut[int(index)] = IGNORE if target is None else bench.class_names.index(target)
+    return lut
+
+
+def ground_truth_lut(
+    space: str,
+    bench: Benchmark,
+    label_map: Sequence[Sequence[int]] | None = None,
+    categories: Sequence[Sequence] | None = None,
+) -> np.ndarray:
     """LUT raw id (of label space ``space``) → benchmark class index (uint8, IGNORE elsewhere).
 
     ``nyu40``: direct. ``scannet-raw``: ScanNet raw category ids, first mapped to nyu40 by
     ``label_map`` (pairs ``[raw_id, nyu40_id]``, as the prepared store's root attribute
-    ``label_map`` holds them), then to the benchmark.
+    ``label_map`` holds them), then to the benchmark. ``nuscenes-lidarseg``: fine indices, mapped
+    by their names in ``categories`` (:func:`nuscenes_fine_lut`).
     """
+    if space == "nuscenes-lidarseg":
+        return nuscenes_fine_lut(categories or (), bench)
     if space == "nyu40":
         if bench.name != "scannet20":
             raise ValueError(f"no mapping from nyu40 to benchmark {bench.name!r}")
@@ -224,12 +333,12 @@ def ground_truth_lut(space: str, bench: Benchmark, label_map: Sequence[Sequence[
 def prepared_ground_truth_luts(store_attrs: Mapping, bench: Benchmark) -> dict[str, np.ndarray]:
     """LUTs for a prepared store's point and view labels: ``{"points": lut, "views": lut}``.
 
-    Reads the root attributes ``label_spaces`` ({"points": space, "views": space}) and
-    ``label_map``; entries whose space is absent are left out.
+    Reads the root attributes ``label_spaces`` ({"points": space, "views": space}),
+    ``label_map`` and ``lidarseg_categories``; entries whose space is absent are left out.
     """
     spaces = store_attrs.get("label_spaces", {})
     return {
-        which: ground_truth_lut(space, bench, store_attrs.get("label_map"))
+        which: ground_truth_lut(space, bench, store_attrs.get("label_map"), store_attrs.get("lidarseg_categories"))
         for which, space in spaces.items()
         if space
     }

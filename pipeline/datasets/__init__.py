@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.errors import UserError
 
-KINDS = ("scannet",)
+KINDS = ("scannet", "nuscenes")
 
 
 def make_adapter(dataset: dict[str, Any], threads: int = 2):
@@ -21,4 +21,8 @@ def make_adapter(dataset: dict[str, Any], threads: int = 2):
         from pipeline.datasets.scannet import ScanNetAdapter, ScanNetOptions
 
         return ScanNetAdapter(ScanNetOptions.from_config(dataset, threads=threads))
+    if kind == "nuscenes":
+        from pipeline.datasets.nuscenes import NuScenesAdapter, NuScenesOptions
+
+        return NuScenesAdapter(NuScenesOptions.from_config(dataset, threads=threads))
     raise UserError(f"config key dataset.kind: unknown dataset kind {kind!r}; known: {KINDS}")

@@ -195,6 +195,10 @@ class ScanNetAdapter:
     def scene_dir(self, scene: str) -> Path:
         return self.options.root / self.options.scans_dir / scene
 
+    def sample_scene(self, sample_id: str) -> str:
+        """The scene a sample belongs to (a ScanNet sample is a scene)."""
+        return sample_id
+
     def list_samples(self, split: str) -> list[str]:
         """Scenes of ``split`` from its split file."""
         files = dict(self.options.split_files)
