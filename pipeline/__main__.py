@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.demo.cli",
+    "pipeline.demo_nuscenes.cli",
     "pipeline.prepare",
     "pipeline.manifest",
     "pipeline.clip.cli",
