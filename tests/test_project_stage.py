@@ -224,7 +224,7 @@ def test_lidar_style_sample_without_depth(tmp_path):
         w.add_sample("lidar0", {"views/label": labels, "views/confidence": np.ones(labels.shape, np.float16)})
     with StoreWriter(tmp_path / "refined.zarr", "refined") as w:
         w.add_sample("lidar0", {"views/label": labels})
-    out = project_shard(tmp_path / "prepared.zarr", tmp_path / "clip.zarr", tmp_path / "refined.zarr", tmp_path / "points.zarr", {"min_depth": 1.0})
+    out = project_shard(tmp_path / "prepared.zarr", tmp_path / "clip.zarr", tmp_path / "refined.zarr", tmp_path / "points.zarr", {"min_depth": 1.0, "lidar_occlusion": {"enabled": False}})
     points_store = StoreReader(out, "points")
     np.testing.assert_array_equal(points_store.read("lidar0", "points/seen"), [False, True, True, True, False])
     np.testing.assert_array_equal(points_store.read("lidar0", "points/label"), [255, 0, 0, 7, 255])

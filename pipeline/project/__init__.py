@@ -7,7 +7,9 @@
 * :mod:`pipeline.project.runner` — ``visible_pairs``: chunks in threads, float64 re-decision of
   uncertain pairs.
 * :mod:`pipeline.project.backend` — the array operations of the kernel (numpy on CPU, torch on CUDA).
-* :mod:`pipeline.project.votes` — multi-view majority voting of pair labels into point labels.
+* :mod:`pipeline.project.backface` — the back-face test of meshes (float64, after the pass).
+* :mod:`pipeline.project.lidar_occlusion` — the occlusion test of lidar samples (depth
+  buffers splatted from the sample's points; float64, after the pass).
 * :mod:`pipeline.project.stage` — one points store per shard from the prepared, CLIP and refine stores.
 * :mod:`pipeline.project.cli` — ``python -m pipeline project``.
 """

@@ -55,8 +55,15 @@ class ViewLayout:
     """Colour intrinsics at label resolution: fx, fy, cx + 0.5, cy + 0.5 (``floor`` = nearest pixel)."""
     depth_k = _c.take(4)
     """Depth intrinsics: fx, fy, cx + o, cy + o with ``o`` the footprint's offset (0 without depth)."""
-    bands = _c.take(4)
-    """Guard bands (:func:`pipeline.project.guards.guard_bands`): label pixel, depth pixel, z, occlusion margin."""
+    native_k = _c.take(4)
+    """Views without depth: native intrinsics fx, fy, cx, cy (the devkit's border, rule 2b; 0 with depth)."""
+    native_half = _c.take(2)
+    """Views without depth: ``Wn / 2``, ``Hn / 2`` of the native image (exact in float32)."""
+    native_limit = _c.take(2)
+    """Views without depth: ``Wn / 2 - 1``, ``Hn / 2 - 1``: inside iff ``|un - Wn / 2| < Wn / 2 - 1``."""
+    bands = _c.take(5)
+    """Guard bands (:func:`pipeline.project.guards.guard_bands`): label pixel, depth pixel, z,
+    occlusion margin, native pixel (0 where a view has no such quantity)."""
     half = _c.take(2)
     """``0.5 - band`` (float32) of the label and depth pixels: the near-integer thresholds."""
     width = _c.width
@@ -68,7 +75,10 @@ class ViewLayout:
     centre_lo_xyz = _split(centre_lo)
     label_fx, label_fy, label_cx, label_cy = _split(label_k)
     depth_fx, depth_fy, depth_cx, depth_cy = _split(depth_k)
-    band_label, band_depth, band_z, band_occ = _split(bands)
+    native_fx, native_fy, native_cx, native_cy = _split(native_k)
+    native_half_w, native_half_h = _split(native_half)
+    native_limit_w, native_limit_h = _split(native_limit)
+    band_label, band_depth, band_z, band_occ, band_native = _split(bands)
     half_label, half_depth = _split(half)
 
 
@@ -91,9 +101,13 @@ def view_params(cams: Cameras, guards: dict[str, np.ndarray]) -> np.ndarray:
         kd = cams.depth_k
         off = cams.occlusion.offset
         params[:, lay.depth_k] = np.stack([kd[:, 0, 0], kd[:, 1, 1], kd[:, 0, 2] + off, kd[:, 1, 2] + off], axis=1)
-        params[:, lay.bands] = np.stack([guards["label"], guards["depth"], guards["z"], guards["occ"]], axis=1)
+        params[:, lay.bands] = np.stack([guards["label"], guards["depth"], guards["z"], guards["occ"], np.zeros(v)], axis=1)
     else:
-        params[:, lay.bands] = np.stack([guards["label"], np.zeros(v), guards["z"], np.zeros(v)], axis=1)
+        kn, size = cams.native_k, cams.native_size.astype(np.float64)
+        params[:, lay.native_k] = np.stack([kn[:, 0, 0], kn[:, 1, 1], kn[:, 0, 2], kn[:, 1, 2]], axis=1)
+        params[:, lay.native_half] = size / 2
+        params[:, lay.native_limit] = size / 2 - 1
+        params[:, lay.bands] = np.stack([guards["label"], np.zeros(v), guards["z"], np.zeros(v), guards["native"]], axis=1)
     # in float32, from the float32 bands
     params[:, lay.half_label] = 0.5 - params[:, lay.band_label]
     params[:, lay.half_depth] = 0.5 - params[:, lay.band_depth]
@@ -162,7 +176,9 @@ def project_rows(xp, ws: Workspace, xyz_all, rows_block, params, base, depth_fla
     _camera_frame(xp, xyz, params, f)
     _in_front(xp, params, f, b, cams, min_depth32)
     _label_pixel(xp, params, f, b, cams.label_size)
-    if cams.depth is not None:
+    if cams.depth is None:
+        _native_border(xp, params, f, b)
+    else:
         _depth_footprint(xp, params, f, b, idx, base, cams)
         _read_footprint(xp, f, b, idx, raw, depth_flat, cams, wraps)
         _bracket_margins(xp, f, cams.occlusion)
@@ -188,11 +204,12 @@ def _camera_frame(xp, xyz, params, f) -> None:
 
 
 def _in_front(xp, params, f, b, cams: Cameras, min_depth32: float) -> None:
-    """Rule 1 into ``front`` and ``visible``; ``unsure`` (and ``geo`` with depth) = z within its band."""
+    """Rule 1 (``z > 0``; without depth ``z > min_depth``) into ``front`` and ``visible``;
+    ``unsure`` (and ``geo`` with depth) = z within its band."""
     qz, tmp = f["qz"], f["tmp"]
     front, unsure, visible = b["front"], b["unsure"], b["visible"]
     if cams.depth is None:
-        xp.ge(qz, min_depth32, out=front)
+        xp.gt(qz, min_depth32, out=front)
         xp.sub(qz, min_depth32, out=tmp)
         xp.abs(tmp, out=tmp)
     else:
@@ -225,6 +242,30 @@ def _label_pixel(xp, params, f, b, label_size: tuple[int, int]) -> None:
     _mark_inside(xp, qy, height, tmp, b1, visible)
     xp.mul(fb, float(width), out=pix)
     xp.add(pix, fa, out=pix)
+
+
+def _native_border(xp, params, f, b) -> None:
+    """Rule 2b (views without depth): ``visible &= 1 < un < Wn - 1 and 1 < vn < Hn - 1`` with
+    ``un = x/z * fxn + cxn`` in the native image, as ``|un - Wn/2| < Wn/2 - 1``; pairs whose
+    ``|un - Wn/2|`` lies within the native band of ``Wn/2 - 1`` into ``unsure``. Uses qx, tmp, b1."""
+    lay = LAYOUT
+    qx, tmp = f["qx"], f["tmp"]
+    unsure, visible, b1 = b["unsure"], b["visible"], b["b1"]
+    band = params[:, lay.band_native]
+    for ratio, fc, cc, half, limit in (
+        (f["dx"], lay.native_fx, lay.native_cx, lay.native_half_w, lay.native_limit_w),
+        (f["dy"], lay.native_fy, lay.native_cy, lay.native_half_h, lay.native_limit_h),
+    ):
+        xp.mul(ratio, params[:, fc], out=qx)
+        xp.add(qx, params[:, cc], out=qx)
+        xp.sub(qx, params[:, half], out=qx)
+        xp.abs(qx, out=qx)
+        xp.lt(qx, params[:, limit], out=b1)
+        xp.and_(visible, b1, out=visible)
+        xp.sub(qx, params[:, limit], out=tmp)
+        xp.abs(tmp, out=tmp)
+        xp.le(tmp, band, out=b1)
+        xp.or_(unsure, b1, out=unsure)
 
 
 def _depth_footprint(xp, params, f, b, idx, base, cams: Cameras) -> None:

@@ -13,10 +13,18 @@ The decision rule
 For point ``p`` and view ``v`` with pose ``(R, c)`` (cam-to-world rotation, camera centre),
 ``q = R^T (p - c)`` is the point in the camera frame, ``z = q_z``.
 
-1. *In front*: ``z > 0`` for RGB-D views; ``z >= min_depth`` for views without depth
+1. *In front*: ``z > 0`` for RGB-D views; ``z > min_depth`` (strict) for views without depth
    (lidar samples: there is no depth image to test occlusion against).
 2. *Inside the label map*: ``u = fx q_x / z + cx`` (``v`` likewise) with the COLOUR intrinsics
    scaled to the label resolution; pixel ``(floor(u + 0.5), floor(v + 0.5))`` inside the map.
+2b. *Views without depth, inside the native image* (the nuScenes devkit's
+   ``map_pointcloud_to_image``): ``un = fxn q_x / z + cxn`` (``vn`` likewise) with the NATIVE
+   intrinsics, in pixels of the native image of size ``(Wn, Hn)``; the pair needs
+   ``1 < un < Wn - 1`` and ``1 < vn < Hn - 1`` (strict). With label intrinsics scaled from the
+   native ones (:func:`pipeline.camera.scale_intrinsics`, any scale) this border implies rule 2,
+   which then removes nothing; rule 2 stays so that the label pixel is always inside the map.
+   Lidar-camera parallax occlusion is not part of this rule: the optional float64 post-filter
+   :mod:`pipeline.project.lidar_occlusion` (``project.lidar_occlusion``) removes hidden pairs.
 3. *RGB-D only, not occluded*: the same projection with the DEPTH intrinsics gives ``(ud, vd)``
    in the depth image. The point's *footprint* is the 2x2 depth pixels around it
    (``floor(ud) + {0, 1}``; or the one nearest pixel ``floor(ud + 0.5)``); pixels up to
@@ -88,7 +96,10 @@ class Cameras:
 
     ``poses`` (V, 4, 4) cam-to-sample-frame; ``label_k`` (V, 3, 3) colour intrinsics scaled to
     ``label_size`` (W, H); ``depth`` (V, Hd, Wd) uint16 in units of ``1 / depth_scale`` m with
-    ``depth_k`` (V, 3, 3), or None for views without depth (then ``min_depth`` applies).
+    ``depth_k`` (V, 3, 3), or None for views without depth (then ``min_depth`` metres and the
+    native-image border apply: ``native_k`` (V, 3, 3) float64 intrinsics of the native image,
+    ``native_size`` (V, 2) int64 its (W, H) in pixels; when not given, the label intrinsics and
+    size stand in for them). Views with depth ignore ``native_k`` and ``native_size``.
     """
 
     poses: np.ndarray
@@ -99,6 +110,8 @@ class Cameras:
     depth_scale: float = 1000.0
     occlusion: Occlusion = field(default_factory=Occlusion)
     min_depth: float = 1.0
+    native_k: np.ndarray | None = None
+    native_size: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.poses = np.asarray(self.poses, dtype=np.float64)
@@ -124,8 +137,21 @@ class Cameras:
             _check_k(self.depth_k, "depth")
             if not self.depth_scale > 0:
                 raise ValueError(f"depth_scale must be positive, got {self.depth_scale}")
-        elif not self.min_depth >= 0:
-            raise ValueError(f"min_depth must be >= 0, got {self.min_depth}")
+        else:
+            if not self.min_depth >= 0:
+                raise ValueError(f"min_depth must be >= 0, got {self.min_depth}")
+            self._native_defaults(n)
+
+    def _native_defaults(self, n: int) -> None:
+        """Check ``native_k`` / ``native_size`` (views without depth), or fill them from the label's."""
+        self.native_k = self.label_k.copy() if self.native_k is None else np.asarray(self.native_k, dtype=np.float64)
+        size = np.tile(self.label_size, (n, 1)) if self.native_size is None else self.native_size
+        self.native_size = np.asarray(size).astype(np.int64)
+        if self.native_k.shape != (n, 3, 3) or self.native_size.shape != (n, 2):
+            raise ValueError(f"native_k must be (V, 3, 3) and native_size (V, 2), got {self.native_k.shape} and {self.native_size.shape}")
+        _check_k(self.native_k, "native")
+        if np.any(self.native_size < 3) or np.any(self.native_size > 1 << 20):
+            raise ValueError(f"native sizes must lie in 3..2^20 pixels, got {self.native_size.tolist()}")
 
     @property
     def n_views(self) -> int:
@@ -157,11 +183,16 @@ def reference_pairs(points: np.ndarray, view: np.ndarray, point: np.ndarray, cam
     z = q[:, 2]
     width, height = cams.label_size
     with np.errstate(divide="ignore", invalid="ignore"):
-        front = z > 0 if cams.depth is not None else z >= cams.min_depth
+        front = z > 0 if cams.depth is not None else z > cams.min_depth
         kl = cams.label_k[view]
         xl = np.floor(kl[:, 0, 0] * q[:, 0] / z + kl[:, 0, 2] + 0.5)
         yl = np.floor(kl[:, 1, 1] * q[:, 1] / z + kl[:, 1, 2] + 0.5)
         visible = front & (xl >= 0) & (xl < width) & (yl >= 0) & (yl < height)
+        if cams.depth is None:  # rule 2b: the devkit's border in the native image
+            kn, wn, hn = cams.native_k[view], cams.native_size[view, 0], cams.native_size[view, 1]
+            un = kn[:, 0, 0] * q[:, 0] / z + kn[:, 0, 2]
+            vn = kn[:, 1, 1] * q[:, 1] / z + kn[:, 1, 2]
+            visible &= (un > 1) & (un < wn - 1) & (vn > 1) & (vn < hn - 1)
         if cams.depth is not None:
             occ = cams.occlusion
             kd = cams.depth_k[view]

@@ -37,7 +37,9 @@ def sample_cameras(prepared, sample: str, label_size: tuple[int, int], options: 
 
     The colour intrinsics (stored at the working resolution ``views/image_size``) are scaled to
     the label maps' resolution with :func:`pipeline.camera.scale_intrinsics`; depth keeps its
-    own resolution and intrinsics. Samples without ``views/depth`` use ``min_depth`` instead.
+    own resolution and intrinsics. Samples without ``views/depth`` (lidar samples) use
+    ``min_depth`` and the devkit's border in the native image instead (``views/native_intrinsics``,
+    ``views/native_size``; rule 2b of :mod:`pipeline.project.reference`).
     """
     from pipeline.camera import scale_intrinsics
     from pipeline.project.reference import Cameras, Occlusion
@@ -57,10 +59,46 @@ def sample_cameras(prepared, sample: str, label_size: tuple[int, int], options: 
             depth_k=prepared.read(sample, "views/depth_intrinsics"),
             depth_scale=float(prepared.sample_attrs(sample).get("depth_scale", 1000.0)),
         )
+    else:
+        for name in ("views/native_intrinsics", "views/native_size"):
+            if not prepared.has(sample, name):
+                raise UserError(f"{prepared.path}: sample {sample} has no views/depth and no {name} (the devkit's border needs it)")
+        kwargs.update(native_k=prepared.read(sample, "views/native_intrinsics"), native_size=prepared.read(sample, "views/native_size"))
     try:
         return Cameras(poses, label_k, label_size, **kwargs)
     except ValueError as err:
         raise UserError(f"{prepared.path}: sample {sample}: {err}") from None
+
+
+def _post_filters(prepared, sample: str, xyz: np.ndarray, cams, options: Mapping[str, Any], offsets: np.ndarray,
+                  point: np.ndarray, pixel: np.ndarray, stats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The float64 tests after the exact pass: back faces (samples with a mesh) and, for views
+    without depth, ``lidar_occlusion`` when enabled. Returns the kept pairs (offsets (V+1,),
+    point (N,), pixel (N,) int64) and the statistics with what each test removed."""
+    if options["occlusion"]["backface"] and prepared.has(sample, "mesh/faces"):
+        from pipeline.project.backface import BackFaces, drop_back_faces
+
+        back = BackFaces(xyz, prepared.read(sample, "mesh/faces"))
+        kept = drop_back_faces(back, cams.poses, offsets, point, pixel)
+        if kept[3] > BACKFACE_MAX_SHARE * point.size:
+            log.warning("%s: the back-face test would remove %d of %d pairs of sample %s: the mesh's winding "
+                        "looks reversed or inconsistent; test skipped", prepared.path, kept[3], point.size, sample)
+            stats = {**stats, "backface_skipped": True}
+        else:
+            offsets, point, pixel = kept[:3]
+            stats = {**stats, "backface_removed": kept[3]}
+    lidar = options["lidar_occlusion"]
+    if lidar["enabled"] and cams.depth is None:
+        from pipeline.project.lidar_occlusion import LidarOcclusion, drop_lidar_occluded
+
+        try:
+            occ = LidarOcclusion.from_options(lidar)
+        except ValueError as err:
+            raise UserError(f"config key project.lidar_occlusion: {err}") from None
+        chunk = int(options["chunk_pairs"] or (1 << 16))
+        offsets, point, pixel, removed = drop_lidar_occluded(xyz, cams, offsets, point, pixel, occ, chunk)
+        stats = {**stats, "lidar_occlusion_removed": removed}
+    return offsets, point, pixel, stats
 
 
 def project_sample(
@@ -91,19 +129,9 @@ def project_sample(
         pairs = visible_pairs(
             xyz, cams, device=options["device"], chunk_pairs=options["chunk_pairs"], block_size=int(options["block_size"]), threads=threads
         )
-        offsets, point, pixel, stats = pairs.view_offsets, pairs.point, pairs.pixel, pairs.stats
-        if options["occlusion"]["backface"] and prepared.has(sample, "mesh/faces"):
-            from pipeline.project.backface import BackFaces, drop_back_faces
-
-            back = BackFaces(xyz, prepared.read(sample, "mesh/faces"))
-            kept = drop_back_faces(back, cams.poses, offsets, point, pixel)
-            if kept[3] > BACKFACE_MAX_SHARE * point.size:
-                log.warning("%s: the back-face test would remove %d of %d pairs of sample %s: the mesh's winding "
-                            "looks reversed or inconsistent; test skipped", prepared.path, kept[3], point.size, sample)
-                stats = {**stats, "backface_skipped": True}
-            else:
-                offsets, point, pixel = kept[:3]
-                stats = {**stats, "backface_removed": kept[3]}
+        offsets, point, pixel, stats = _post_filters(
+            prepared, sample, xyz, cams, options, pairs.view_offsets, pairs.point, pairs.pixel, pairs.stats
+        )
     else:
         offsets, point, pixel, stats = np.zeros(n_views + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), {}
     seconds = time.perf_counter() - start
