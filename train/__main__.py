@@ -83,11 +83,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ev, train = config["evaluate"], config["train"]
     metrics = evaluate(args.checkpoint, _stores(args, "evaluate"), args.out,
                        export_benchmark=ev["export_benchmark"], export_ply=ev["export_ply"], pseudo_labels=ev["pseudo_labels"],
+                       export_lidarseg=ev["export_lidarseg"],
                        device=train["device"], threads=train["threads"])
     res = metrics["results"]
     for key in ("3d", "2d"):
         if key in res:
             print(f"{key} mIoU {100 * res[key]['miou']:.1f}")
+    if "miou_official" in res.get("3d", {}):
+        print(f"3d mIoU (nuScenes lidarseg evaluator's rule) {100 * res['3d']['miou_official']:.1f}")
     return 0
 
 
@@ -147,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="mIoU tables, confusion matrices and exports of a checkpoint",
                         description="Evaluate a checkpoint on the given shards: 3D mIoU on every original point, 2D mIoU on the "
                         "views with ground truth, per-class IoU, one confusion matrix per modality over the whole split, "
-                        "the pipeline's pseudo-labels as reference rows, ScanNet benchmark files and coloured PLY meshes.")
+                        "the pipeline's pseudo-labels as reference rows, ScanNet benchmark files and coloured PLY meshes, or "
+                        "for nuScenes the official lidarseg submission (lidarseg/<split>/<token>_lidarseg.bin, <split>/submission.json).")
     ev.add_argument("--checkpoint", required=True, help="checkpoint file (the final one is what we report)")
     ev.add_argument("--out", required=True, help="output folder (metrics.json, metrics.md, confusion_*.json, benchmark/, ply/)")
     _store_args(ev, "evaluate")

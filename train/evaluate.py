@@ -11,7 +11,13 @@ same samples are scored too when their stores are given, as the reference rows:
 scores the network on exactly the points that have a pseudo-label (like for like).
 
 Outputs in ``out``: ``metrics.json``, ``metrics.md``, ``confusion_{2d,3d}.json`` and, per scene,
-``benchmark/<scene>.txt`` (ScanNet format) and ``ply/<scene>.ply``.
+``benchmark/<scene>.txt`` (ScanNet format, benchmark ``scannet20``) and ``ply/<scene>.ply``.
+Benchmark ``nuscenes16``: the lidarseg submission instead of the ScanNet files,
+``lidarseg/<split>/<lidar_token>_lidarseg.bin`` per sample and ``<split>/submission.json`` per
+split (devkit split names), and ``results["3d"]["miou_official"]``: the devkit's mIoU of the same
+3D confusion matrix (``miou_official_by_split`` per split). Only a sample's keyframe points (all
+but the last ``sweep_points``, its attribute when the store appends sweep points) are scored and
+exported; the network sees all of them.
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ from pipeline.stores import StoreError, StoreReader, shard_of
 from pipeline.vocab import IGNORE, benchmark, prepared_ground_truth_luts
 from train.data.stores import check_vocabulary
 from train.engine.checkpoint import load_for_inference
-from train.export import write_benchmark_labels, write_prediction_ply
+from train.export import (
+    devkit_split,
+    lidarseg_official_miou,
+    write_benchmark_labels,
+    write_lidarseg_labels,
+    write_lidarseg_submission,
+    write_prediction_ply,
+)
 from train.inference import predict_points, predict_views
 
 log = logging.getLogger(__name__)
@@ -62,6 +75,11 @@ class Options:
     export_benchmark: bool
     export_ply: bool
     pseudo_labels: bool
+    export_lidarseg: bool = True
+
+
+LIDARSEG_BENCHMARK = "nuscenes16"
+"""The benchmark whose 3D predictions are exported (and scored officially) as nuScenes lidarseg."""
 
 
 class Evaluation:
@@ -76,31 +94,53 @@ class Evaluation:
         self.conf = {key: np.zeros((k, k + 1), np.int64) for key in ROW_LABELS}
         self.splits: set[str] = set()
         self.samples = self.views_with_gt = 0
+        self.lidarseg = self.bench.name == LIDARSEG_BENCHMARK
+        self.split = ""  # the devkit's name of the current shard's split
+        self.conf_official: dict[str, np.ndarray] = {}  # devkit split -> the "3d" matrix of its samples
+        self.exported: set[str] = set()  # devkit splits with lidarseg files written
 
     def add(self, key: str, gt: np.ndarray, pred: np.ndarray) -> None:
         self.conf[key] += confusion(gt, pred, self.bench.n_classes)
 
     def points(self, prepared: StoreReader, readers: Mapping[str, StoreReader], luts: dict, sample: str) -> None:
-        """Score (and export) the 3D network's prediction of every point of ``sample``."""
+        """Score (and export) the 3D network's prediction of every (keyframe) point of ``sample``."""
         xyz = prepared.read(sample, "points/xyz") if prepared.has(sample, "points/xyz") else None
         if xyz is None or not xyz.shape[0]:
             return
         rgb = prepared.read(sample, "points/rgb") if prepared.has(sample, "points/rgb") else np.full((xyz.shape[0], 3), 128, np.uint8)
-        pred3d = predict_points(self.net3d, xyz, rgb, self.meta["net3d"]["input_features"], self.meta["net3d"]["voxel_size"], self.device)
+        intensity = prepared.read(sample, "points/intensity") if prepared.has(sample, "points/intensity") else None
+        net = self.meta["net3d"]
+        pred_all = predict_points(self.net3d, xyz, rgb, net["input_features"], net["voxel_size"], self.device, intensity)
+        n = _keyframe_points(prepared, sample, xyz.shape[0])
+        pred3d = pred_all[:n]
         if prepared.has(sample, "points/label") and "points" in luts:
-            gt3d = _apply(luts["points"], prepared.read(sample, "points/label"))
+            gt3d = _apply(luts["points"], prepared.read(sample, "points/label")[:n])
             self.add("3d", gt3d, pred3d)
+            if self.lidarseg:
+                matrix = self.conf_official.setdefault(self.split, np.zeros_like(self.conf["3d"]))
+                matrix += confusion(gt3d, pred3d, self.bench.n_classes)
             if self.options.pseudo_labels and "points" in readers:
-                pseudo = readers["points"].read(sample, "points/label")
+                pseudo = readers["points"].read(sample, "points/label")[:n]
                 labelled_gt = np.where(pseudo == IGNORE, IGNORE, gt3d)
                 self.add("pseudo3d_all", gt3d, pseudo)
                 self.add("pseudo3d", labelled_gt, pseudo)
                 self.add("3d_labelled", labelled_gt, pred3d)
-        if self.options.export_benchmark:
+        self.export_points(prepared, sample, xyz, pred_all, pred3d)
+
+    def export_points(self, prepared: StoreReader, sample: str, xyz: np.ndarray, pred_all: np.ndarray, pred3d: np.ndarray) -> None:
+        """Write the exports of one sample: ``pred_all`` (P,) uint8 over every stored point (PLY),
+        ``pred3d`` (n,) uint8 over its keyframe points (benchmark files)."""
+        if self.lidarseg and self.options.export_lidarseg:
+            token = prepared.sample_attrs(sample).get("lidar_token")
+            if not token:
+                raise StoreError(f"{prepared.path}: sample {sample} has no attribute 'lidar_token' (needed by the lidarseg export)")
+            write_lidarseg_labels(self.out, self.split, str(token), pred3d, self.bench)
+            self.exported.add(self.split)
+        elif self.options.export_benchmark and not self.lidarseg:
             write_benchmark_labels(self.out / "benchmark" / f"{sample}.txt", pred3d, self.bench)
         if self.options.export_ply:
             faces = prepared.read(sample, "mesh/faces") if prepared.has(sample, "mesh/faces") else None
-            write_prediction_ply(self.out / "ply" / f"{sample}.ply", xyz, pred3d, faces)
+            write_prediction_ply(self.out / "ply" / f"{sample}.ply", xyz, pred_all, faces)
 
     def views(self, prepared: StoreReader, readers: Mapping[str, StoreReader], luts: dict, sample: str) -> None:
         """Score the 2D network on every view of ``sample`` with ground truth, at its resolution."""
@@ -132,6 +172,7 @@ class Evaluation:
         for reader in readers.values():
             check_vocabulary(reader, self.bench)
         self.splits.add(prepared.attrs.get("split"))
+        self.split = devkit_split(str(prepared.attrs.get("split") or "unknown"))
         try:
             luts = prepared_ground_truth_luts(prepared.attrs, self.bench)
         except ValueError as err:
@@ -141,10 +182,25 @@ class Evaluation:
             self.points(prepared, readers, luts, sample)
             self.views(prepared, readers, luts, sample)
 
+    def write_lidarseg(self, results: dict) -> str:
+        """nuscenes16: add the devkit's mIoU to ``results["3d"]`` (``miou_official``, and
+        ``miou_official_by_split``, devkit split → mIoU) and write each exported split's
+        ``submission.json``. Returns the line metrics.md adds ("" for other benchmarks)."""
+        for split in sorted(self.exported):
+            write_lidarseg_submission(self.out, split)
+        if not (self.lidarseg and "3d" in results):
+            return ""
+        res = results["3d"]
+        res["miou_official"] = lidarseg_official_miou(self.conf["3d"])
+        res["miou_official_by_split"] = {split: lidarseg_official_miou(c) for split, c in sorted(self.conf_official.items())}
+        by_split = ", ".join(f"{split} {100 * v:.1f}" for split, v in res["miou_official_by_split"].items())
+        return f"\n3D mIoU as the nuScenes lidarseg devkit scores it: {100 * res['miou_official']:.1f} ({by_split}).\n"
+
     def write(self) -> dict:
         """Write metrics.json, confusion_{3d,2d}.json and metrics.md; returns the metrics dict."""
         names, meta = list(self.bench.class_names), self.meta
         results = {key: summary(c, names) for key, c in self.conf.items() if c.sum() > 0}
+        official = self.write_lidarseg(results)
         metrics = {
             "checkpoint": {"path": str(self.checkpoint), "stage": meta["stage"], "step": meta["step"], "final": Path(self.checkpoint).name == "final.pt"},
             "benchmark": self.bench.name,
@@ -163,7 +219,7 @@ class Evaluation:
         text = (
             f"# Evaluation: {meta['stage']} final checkpoint (step {meta['step']})\n\n"
             f"Splits {metrics['splits']}, {self.samples} samples, {self.views_with_gt} views with ground truth; transductive: "
-            f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n\n" + markdown_table(rows, names)
+            f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n\n" + markdown_table(rows, names) + official
         )
         atomic_write_text(self.out / "metrics.md", text)
         return metrics
@@ -178,17 +234,29 @@ def evaluate(
     pseudo_labels: bool = True,
     device: str = "auto",
     threads: int = 0,
+    export_lidarseg: bool = True,
 ) -> dict:
     """Evaluate ``checkpoint`` on the shards given in ``stores`` (store name → paths, ``prepared``
     required; ``refined``/``points`` for the pseudo-label rows; ``sam`` for the label size).
-    Writes the outputs into ``out`` and returns the metrics dict."""
+    ``export_benchmark``: ScanNet files (scannet20); ``export_lidarseg``: the nuScenes lidarseg
+    submission (nuscenes16). Writes the outputs into ``out`` and returns the metrics dict."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels), device, threads)
+    run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels, export_lidarseg), device, threads)
     by_store = {store: {shard_of(str(p)): p for p in paths} for store, paths in stores.items() if paths and store != "prepared"}
     for path in stores["prepared"]:
         run.shard(path, by_store)
     return run.write()
+
+
+def _keyframe_points(prepared: StoreReader, sample: str, n_points: int) -> int:
+    """How many leading points of ``sample`` are its own (keyframe) points: ``n_points`` less the
+    sample attribute ``sweep_points`` (the nuScenes adapter appends that many sweep points after
+    the keyframe's when ``dataset.nuscenes.sweeps > 0``), else all."""
+    extra = int(prepared.sample_attrs(sample).get("sweep_points") or 0)
+    if not 0 <= extra <= n_points:
+        raise StoreError(f"{prepared.path}: sample {sample}: sweep_points {extra} outside 0..{n_points}")
+    return n_points - extra
 
 
 def _apply(lut: np.ndarray, raw: np.ndarray) -> np.ndarray:

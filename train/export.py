@@ -1,4 +1,5 @@
-"""Exports: ScanNet benchmark label files and PLY meshes coloured by prediction."""
+"""Exports: ScanNet benchmark label files, nuScenes lidarseg submissions (and the devkit's scoring
+of one), PLY meshes coloured by prediction."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.vocab import Benchmark
+
+LIDARSEG_META: dict[str, bool] = {
+    "use_camera": True, "use_lidar": True, "use_radar": False, "use_map": False, "use_external": True,
+}
+"""``submission.json``'s ``meta`` (exactly the devkit's five booleans): cameras and lidar are used;
+CLIP and SAM count as external data."""
+
+DEVKIT_SPLITS: tuple[str, ...] = ("train", "val", "test", "mini_train", "mini_val", "train_detect", "train_track")
+"""Split names of the nuScenes devkit (``nuscenes.utils.splits.create_splits_scenes``)."""
 
 PALETTE = np.array(
     [
@@ -57,3 +67,69 @@ def write_prediction_ply(path: str | Path, xyz: np.ndarray, classes: np.ndarray,
     with atomic_file(path) as tmp:
         PlyData(elements, text=False).write(str(tmp))
     return path
+
+
+def devkit_split(split: str) -> str:
+    """The devkit's name of our split: shard names cannot hold ``_``, so ``minival`` / ``mini-val``
+    / ``mini_val`` all give ``mini_val``; names the devkit does not know (a split file's) are kept."""
+    key = split.replace("_", "").replace("-", "").lower()
+    return next((name for name in DEVKIT_SPLITS if name.replace("_", "") == key), split)
+
+
+def write_lidarseg_labels(out: str | Path, split: str, lidar_token: str, classes: np.ndarray, bench: Benchmark) -> Path:
+    """nuScenes lidarseg result file ``<out>/lidarseg/<split>/<lidar_token>_lidarseg.bin``: one uint8
+    benchmark id (class index + 1, 1..16) per point of the keyframe cloud, in point order.
+
+    ``classes`` (P,) uint8 class indices; ``split`` is the devkit's name (:func:`devkit_split`).
+    Raises ``ValueError`` if a point has no class (the devkit accepts only 1..n_classes).
+    """
+    from pipeline.atomic import atomic_file
+
+    classes = np.asarray(classes).reshape(-1)
+    if classes.size and int(classes.max()) >= bench.n_classes:
+        raise ValueError(f"lidarseg export of {lidar_token}: class {int(classes.max())} outside 0..{bench.n_classes - 1}")
+    raw = bench.to_raw(classes.astype(np.uint8)).astype(np.uint8)
+    path = Path(out) / "lidarseg" / split / f"{lidar_token}_lidarseg.bin"
+    with atomic_file(path) as tmp:
+        raw.tofile(tmp)
+    return path
+
+
+def write_lidarseg_submission(out: str | Path, split: str) -> Path:
+    """``<out>/<split>/submission.json`` = ``{"meta": LIDARSEG_META}``."""
+    import json
+
+    from pipeline.atomic import atomic_write_text
+
+    path = Path(out) / split / "submission.json"
+    atomic_write_text(path, json.dumps({"meta": LIDARSEG_META}, indent=1))
+    return path
+
+
+def lidarseg_official_iou(matrix: np.ndarray) -> np.ndarray:
+    """Per-class IoU (K,) float64 of our (K, K + 1) confusion matrix computed as the devkit's
+    ``ConfusionMatrix.get_per_class_iou`` does: a (K + 1)-class matrix (devkit id = class + 1) with
+    the ignore row and column 0 zeroed, TP / (TP + FP + FN) with the union cast to float32 first
+    (counts above 2**24 round), NaN for classes in neither ground truth nor prediction.
+    Unlabelled predictions (our last column; impossible in a submission) count as misses."""
+    return _devkit_iou(matrix)[1:]
+
+
+def lidarseg_official_miou(matrix: np.ndarray) -> float:
+    """The devkit's mIoU of our (K, K + 1) matrix: ``nanmean`` over its K + 1 per-class IoUs
+    (the ignore class is NaN), as ``ConfusionMatrix.get_mean_iou``; NaN when every class is."""
+    values = _devkit_iou(matrix)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def _devkit_iou(matrix: np.ndarray) -> np.ndarray:
+    """(K + 1,) IoUs in the devkit's indexing (0 = ignore, NaN) from our (K, K + 1) matrix."""
+    m = np.asarray(matrix, dtype=np.int64)
+    k = m.shape[0]
+    full = np.zeros((k + 1, k + 1), np.int64)
+    full[1:, 1:] = m[:, :k]
+    tp = np.diagonal(full)
+    gt_count = np.concatenate([[0], m.sum(axis=1)])  # our unlabelled column: misses of the true class
+    union = gt_count + full.sum(axis=0) - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return tp / union.astype(np.float32)
