@@ -11,7 +11,7 @@ import hashlib
 import re
 from typing import Mapping, Sequence
 
-_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9]+)-(?P<index>\d{3})$")
+_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{3})$")
 
 
 def shard_index(sample_id: str, n_shards: int) -> int:

@@ -18,7 +18,10 @@ from pipeline.errors import UserError
 SOURCES: tuple[str, ...] = ("pseudo", "self", "cross")
 """Label sources from a network's point of view (see :mod:`train.losses.switching`)."""
 
-READ_ELSEWHERE: dict[str, str] = {"predict": "train/predict.py reads train.predict from the validated config"}
+READ_ELSEWHERE: dict[str, str] = {
+    "predict": "train/predict.py reads train.predict from the validated config",
+    "splits": "the workflow picks the stores of the training splits (workflow/rules/common.smk train_splits)",
+}
 """Keys of the ``train`` section that :class:`TrainConfig` does not hold, and who reads them."""
 
 FROM_OTHER_SECTIONS: dict[str, str] = {"benchmark": "vocabulary.benchmark"}
@@ -50,8 +53,8 @@ class Net3DConfig:
 
     @property
     def in_channels(self) -> int:
-        """Input channels per point: rgb 3, xyz 3, ones 1."""
-        return sum({"rgb": 3, "xyz": 3, "ones": 1}[f] for f in self.input_features)
+        """Input channels per point: rgb 3, xyz 3, ones 1, intensity 1."""
+        return sum({"rgb": 3, "xyz": 3, "ones": 1, "intensity": 1}[f] for f in self.input_features)
 
 
 @dataclass(frozen=True)

@@ -46,14 +46,16 @@ def predict_points(
     input_features: Sequence[str],
     voxel_size: float,
     device: torch.device = torch.device("cpu"),
+    intensity: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Class index of every point (P,) uint8: voxelise (mean features per voxel), run, map back."""
+    """Class index of every point (P,) uint8: voxelise (mean features per voxel), run, map back.
+    ``rgb`` (P, 3) uint8, ``intensity`` (P,) float32 or None (lidar datasets)."""
     from train.sparse import pool_features, voxelize
 
     if xyz.shape[0] == 0:
         return np.zeros(0, np.uint8)
     pts = torch.from_numpy(np.ascontiguousarray(xyz, dtype=np.float32)).to(device)
-    feats = torch.from_numpy(point_features(xyz, rgb, input_features)).to(device)
+    feats = torch.from_numpy(point_features(xyz, rgb, input_features, intensity)).to(device)
     offsets = torch.tensor([0, xyz.shape[0]], dtype=torch.int64, device=device)
     vox = voxelize(pts, offsets, voxel_size)
     logits, _ = net3d(pool_features(feats, vox, "mean"), vox.coords)

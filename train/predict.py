@@ -55,7 +55,8 @@ def predict_sample(
     pred2d = _refine_views(raw2d, segments, ignore, n_classes) if refine else raw2d
     xyz = prepared.read(sample, "points/xyz")
     rgb = prepared.read(sample, "points/rgb") if prepared.has(sample, "points/rgb") else np.full((xyz.shape[0], 3), 128, np.uint8)
-    raw3d = predict_points(net3d, xyz, rgb, meta["net3d"]["input_features"], meta["net3d"]["voxel_size"], device)
+    intensity = prepared.read(sample, "points/intensity") if prepared.has(sample, "points/intensity") else None
+    raw3d = predict_points(net3d, xyz, rgb, meta["net3d"]["input_features"], meta["net3d"]["voxel_size"], device, intensity)
     offsets = points.read(sample, "views/pair_offsets")
     pixel = points.read(sample, "pairs/pixel").astype(np.int64)
     point = points.read(sample, "pairs/point").astype(np.int64)

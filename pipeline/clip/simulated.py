@@ -36,6 +36,26 @@ from pipeline.vocab import IGNORE, Benchmark
 _PATCH = 16  # CLIP ViT-B/16 stride: the scale of the blob class field
 
 
+DEFAULT_CONFUSIONS: dict[str, tuple[tuple[str, str, float], ...]] = {
+    "scannet20": (
+        ("cabinet", "counter", 0.35), ("counter", "cabinet", 0.4), ("desk", "table", 0.5), ("table", "desk", 0.3),
+        ("sofa", "chair", 0.4), ("chair", "sofa", 0.2), ("door", "wall", 0.45), ("picture", "window", 0.35),
+        ("window", "picture", 0.25), ("curtain", "window", 0.3), ("bookshelf", "cabinet", 0.35),
+        ("otherfurniture", "cabinet", 0.4), ("refrigerator", "cabinet", 0.35), ("shower curtain", "curtain", 0.5),
+        ("bathtub", "sink", 0.3), ("sink", "counter", 0.3), ("bed", "sofa", 0.25),
+    ),
+    "nuscenes16": (
+        ("truck", "car", 0.35), ("car", "truck", 0.15), ("bus", "truck", 0.3), ("trailer", "truck", 0.45),
+        ("construction_vehicle", "truck", 0.45), ("motorcycle", "bicycle", 0.35), ("bicycle", "motorcycle", 0.25),
+        ("traffic_cone", "barrier", 0.3), ("barrier", "manmade", 0.35), ("other_flat", "driveable_surface", 0.45),
+        ("sidewalk", "driveable_surface", 0.3), ("terrain", "vegetation", 0.35), ("vegetation", "terrain", 0.15),
+        ("pedestrian", "manmade", 0.15),
+    ),
+}
+"""Per benchmark, the systematic confusions of ``clip.simulated.confusions: null``: class pairs a
+CLIP model plausibly mixes up (similar appearance or co-occurrence), as (from, to, rate)."""
+
+
 @dataclass(frozen=True)
 class NoiseModel:
     """Parameters of the simulated backend (see the ``clip.simulated`` config section)."""
@@ -55,7 +75,10 @@ class NoiseModel:
         index = {name: i for i, name in enumerate(bench.class_names)}
         pairs = []
         totals: dict[int, float] = {}
-        for item in options.get("confusions", []):
+        confusions = options.get("confusions")
+        if confusions is None:
+            confusions = [{"from": f, "to": t, "rate": r} for f, t, r in DEFAULT_CONFUSIONS.get(bench.name, ())]
+        for item in confusions:
             for key in ("from", "to"):
                 if item[key] not in index:
                     raise UserError(

@@ -29,6 +29,7 @@ PREPARED = StoreSpec(
         _a("points/xyz", "float32", "point,3", "point positions in the sample frame, metres", required=False),
         _a("points/rgb", "uint8", "point,3", "point colours", required=False),
         _a("points/intensity", "float32", "point", "lidar intensity", required=False),
+        _a("points/ring", "uint8", "point", "lidar ring (beam) index", required=False),
         _a("points/label", "uint16", "point", "raw point label ids (ScanNet: nyu40; 0 = unannotated)", required=False),
         _a("mesh/faces", "int32", "face,3", "triangle vertex indices into points (ScanNet meshes)", required=False),
         _a("views/frame", "int64", "view", "frame number in the source sequence (camera index for multi-camera samples)"),
@@ -46,7 +47,7 @@ PREPARED = StoreSpec(
         _a("views/instance", "uint16", "view,H,W", "2D instance ids at the working resolution (0 = none; nearest resize)", required=False),
     ),
     reads=(),
-    config=tuple(f"dataset.{k}" for k in ("kind", "name", "root", "scans_dir", "label_map", "frame_skip", "working_size", "image_codec", "jpeg_quality")),
+    config=tuple(f"dataset.{k}" for k in ("kind", "name", "root", "scans_dir", "label_map", "frame_skip", "working_size", "image_codec", "jpeg_quality", "nuscenes")),
     trainer_arrays=("points/xyz",),
 )
 

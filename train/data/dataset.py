@@ -61,7 +61,8 @@ class ItemBuilder:
         xyz = rows.xyz[rows.chosen]
         values = {
             "xyz": xyz,
-            "feats": point_features(xyz, s.rgb[rows.chosen], self.net3d.input_features),
+            "feats": point_features(xyz, s.rgb[rows.chosen], self.net3d.input_features,
+                                    None if s.intensity is None else s.intensity[rows.chosen]),
             "point_index": rows.chosen,
             "own3d": own3d,
             "paired3d": paired3d,

@@ -65,6 +65,7 @@ class SampleData:
     shard: str
     xyz: np.ndarray  # (P, 3) float32
     rgb: np.ndarray  # (P, 3) uint8
+    intensity: np.ndarray | None  # (P,) float32 lidar intensity, None without
     n_views: int
     image_size: tuple[int, int]
     label_size: tuple[int, int]
@@ -145,6 +146,7 @@ class SampleSource:
         xyz = prep.read(sid, "points/xyz").astype(np.float32)
         n_points = xyz.shape[0]
         rgb = prep.read(sid, "points/rgb") if prep.has(sid, "points/rgb") else np.full((n_points, 3), 128, np.uint8)
+        intensity = prep.read(sid, "points/intensity") if prep.has(sid, "points/intensity") else None
         image_sizes = prep.read(sid, "views/image_size")
         n_views = int(image_sizes.shape[0])
         image_size = (int(image_sizes[0][0]), int(image_sizes[0][1])) if n_views else (0, 0)
@@ -177,6 +179,7 @@ class SampleSource:
             shard=shard.name,
             xyz=xyz,
             rgb=rgb,
+            intensity=intensity,
             n_views=n_views,
             image_size=image_size,
             label_size=label_size,

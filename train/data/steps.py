@@ -33,9 +33,14 @@ def normalise_image(image: np.ndarray) -> np.ndarray:
     return ((image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
 
 
-def point_features(xyz: np.ndarray, rgb: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """Per-point input channels (N, C) float32 from xyz (N, 3) metres and rgb (N, 3) uint8, in the
-    order of ``names``: ``rgb`` in [-1, 1], ``xyz`` in metres, ``ones``."""
+INTENSITY_SCALE: float = 255.0
+"""Lidar intensity is divided by this (nuScenes intensities lie in 0..255)."""
+
+
+def point_features(xyz: np.ndarray, rgb: np.ndarray, names: Sequence[str], intensity: np.ndarray | None = None) -> np.ndarray:
+    """Per-point input channels (N, C) float32 from xyz (N, 3) metres, rgb (N, 3) uint8 and lidar
+    ``intensity`` (N,) float32, in the order of ``names``: ``rgb`` in [-1, 1], ``xyz`` in metres,
+    ``ones``, ``intensity`` / 255."""
     parts = []
     for name in names:
         if name == "rgb":
@@ -44,6 +49,10 @@ def point_features(xyz: np.ndarray, rgb: np.ndarray, names: Sequence[str]) -> np
             parts.append(xyz.astype(np.float32))
         elif name == "ones":
             parts.append(np.ones((xyz.shape[0], 1), np.float32))
+        elif name == "intensity":
+            if intensity is None:
+                raise ValueError("input feature 'intensity' needs points/intensity in the prepared store (lidar datasets)")
+            parts.append((np.asarray(intensity, np.float32) / INTENSITY_SCALE).reshape(-1, 1))
         else:
             raise ValueError(f"unknown input feature {name!r}")
     return np.concatenate(parts, axis=1)

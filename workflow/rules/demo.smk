@@ -1,6 +1,33 @@
-# The built-in demo dataset: generated in ScanNet export format, one job per scene.
+# The built-in demo datasets: procedural indoor rooms in ScanNet's export format (one job per
+# scene), or procedural streets in nuScenes' format (one job: the tables span every scene).
 
-if DEMO["enabled"]:
+if DEMO["enabled"] and NUSCENES:
+
+    rule demo_nuscenes:
+        """Generate the nuScenes-format demo (tables, lidar, 6 cameras, lidarseg; deterministic by seed)."""
+        output:
+            directory(ROOT),
+        params:
+            scenes=DEMO["num_scenes"],
+            val=DEMO["num_val"],
+            seed=DEMO["seed"],
+            samples=DEMO["samples_per_scene"],
+            camera_size=quoted(DEMO["color_size"]),
+            beams=DEMO["lidar_beams"],
+            azimuths=DEMO["lidar_azimuths"],
+            defects="--defects" if DEMO["defects"] else "",
+        threads: 2
+        conda:
+            CONDA_ENV
+        log:
+            f"{RESULTS}/logs/demo_nuscenes.log",
+        shell:
+            "python -m pipeline demo-nuscenes --out {output:q} --scenes {params.scenes} --val {params.val}"
+            " --seed {params.seed} --samples-per-scene {params.samples} --camera-size {params.camera_size}"
+            " --lidar-beams {params.beams} --lidar-azimuths {params.azimuths} --workers {threads} {params.defects} 2> {log:q}"
+
+
+if DEMO["enabled"] and not NUSCENES:
 
     rule demo_scene:
         """Generate one procedural scene in the ScanNet export format (deterministic by seed)."""

@@ -33,7 +33,7 @@ rule report_shard:
 rule report_split:
     """One split's report: the shards' matrices summed, IoU per stage and class, coverage."""
     wildcard_constraints:
-        split=r"[A-Za-z0-9]+",
+        split=r"[A-Za-z0-9_]+",
     input:
         lambda wildcards: [f"{REPORT_DIR}/shards/{s}.json" for s in SHARDS if parse_shard(s)[0] == wildcards.split],
     output:

@@ -16,7 +16,6 @@ localrules:
     evaluate,
     prepare,
     manifest,
-    demo_meta,
     clip,
     sam,
     refine,

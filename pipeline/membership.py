@@ -1,0 +1,52 @@
+"""Which samples a config processes, per split: decided when the DAG is built (no checkpoint rule).
+
+The built-in demos know their sample ids before they are generated (ScanNet demo: scene names;
+nuScenes demo: sample tokens derived from the seed and scene names); real datasets are listed by
+their adapter from the split files or tables. ``dataset.scenes`` keeps only the given scenes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+def _scannet_demo(demo: Mapping[str, Any]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    from pipeline.demo.spec import scene_names
+
+    train, val = scene_names(demo["num_scenes"], demo["num_val"])
+    return {"train": train, "val": val}, {s: s for s in train + val}
+
+
+def _nuscenes_demo(demo: Mapping[str, Any]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    from pipeline.demo_nuscenes.spec import sample_token, scene_names
+
+    train, val = scene_names(demo["num_scenes"], demo["num_val"])
+    by_split, scene_of = {}, {}
+    for split, scenes in (("mini_train", train), ("mini_val", val)):
+        by_split[split] = []
+        for scene in scenes:
+            for k in range(demo["samples_per_scene"]):
+                token = sample_token(demo["seed"], scene, k)
+                by_split[split].append(token)
+                scene_of[token] = scene
+    return by_split, scene_of
+
+
+def split_samples(dataset: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``{split: [sample ids]}`` of the validated ``dataset`` section, for its ``splits`` only."""
+    demo = dataset["demo"]
+    if demo["enabled"]:
+        by_split, scene_of = (_nuscenes_demo if dataset["kind"] == "nuscenes" else _scannet_demo)(demo)
+    else:
+        from pipeline.datasets import make_adapter
+
+        adapter = make_adapter(dataset)
+        by_split = {split: adapter.list_samples(split) for split in dataset["splits"]}
+        scene_of = None
+    by_split = {s: ids for s, ids in by_split.items() if s in dataset["splits"]}
+    if dataset["scenes"] is not None:
+        keep = set(dataset["scenes"])
+        if scene_of is None:
+            scene_of = {i: adapter.sample_scene(i) for ids in by_split.values() for i in ids}
+        by_split = {s: [i for i in ids if scene_of[i] in keep] for s, ids in by_split.items()}
+    return by_split
