@@ -6,7 +6,7 @@ Below ``dataset.root``::
     samples/<CHANNEL>/*.{jpg,pcd.bin}      key frames; sweeps/LIDAR_TOP/*.pcd.bin (sweeps > 0)
     lidarseg/<version>/<token>_lidarseg.bin   uint8 fine index per key-frame point (absent in v1.0-test)
 
-The prepared sample (docs/nuscenes-contract.md): sample id = the sample token; ``points/*`` in
+The prepared sample (docs/data-layout.md, "The nuScenes sample"): sample id = the sample token; ``points/*`` in
 the key frame's lidar frame (:mod:`.nuscenes_points`); ``views/*`` one per camera of
 ``dataset.nuscenes.cameras`` whose image exists, posed camera → lidar through both ego poses
 (:mod:`.nuscenes_views`). Raw fine indices are kept; vocabularies map them by name downstream.
