@@ -11,17 +11,9 @@ import pytest
 
 from pipeline.metrics import confusion, iou, mean_iou
 from pipeline.vocab import IGNORE
+from tests.nuscenes_fixture import FINE_CLASSES
 
-FINE_NAMES = (
-    "noise", "animal", "human.pedestrian.adult", "human.pedestrian.child", "human.pedestrian.construction_worker",
-    "human.pedestrian.personal_mobility", "human.pedestrian.police_officer", "human.pedestrian.stroller",
-    "human.pedestrian.wheelchair", "movable_object.barrier", "movable_object.debris", "movable_object.pushable_pullable",
-    "movable_object.trafficcone", "static_object.bicycle_rack", "vehicle.bicycle", "vehicle.bus.bendy", "vehicle.bus.rigid",
-    "vehicle.car", "vehicle.construction", "vehicle.emergency.ambulance", "vehicle.emergency.police", "vehicle.motorcycle",
-    "vehicle.trailer", "vehicle.truck", "flat.driveable_surface", "flat.other", "flat.sidewalk", "flat.terrain",
-    "static.manmade", "static.other", "static.vegetation", "vehicle.ego",
-)
-"""The lidarseg category table's fine classes, index = position (nuScenes v1.0 category.json)."""
+FINE_NAMES = FINE_CLASSES  # the lidarseg category table's fine classes, index = position
 
 FINE_TO_BENCHMARK = (0, 0, 7, 7, 7, 0, 7, 0, 0, 1, 0, 0, 8, 0, 2, 3, 3, 4, 5, 0, 0, 6, 9, 10, 11, 12, 13, 14, 15, 0, 16, 0)
 """Fine index → benchmark id 0..16 (0 = ignore), as the devkit's ``LidarsegClassMapper`` maps by name."""

@@ -10,20 +10,9 @@ from pipeline.project.reference import Cameras, reference_pairs
 from pipeline.project.runner import visible_pairs
 from pipeline.stores import StoreReader, StoreWriter
 from tests.projection_scene import look_at
+from tests.test_project_geometry import _all_pairs, _as_set
 
 NATIVE = np.array([[1266.4, 0.0, 816.3], [0.0, 1266.4, 491.5], [0.0, 0.0, 1.0]])
-
-
-def _all_pairs(points, cams):
-    view, point = np.meshgrid(np.arange(cams.n_views), np.arange(points.shape[0]), indexing="ij")
-    view, point = view.ravel(), point.ravel()
-    visible, pixel = reference_pairs(points, view, point, cams)
-    return set(zip(view[visible].tolist(), point[visible].tolist(), pixel[visible].tolist()))
-
-
-def _as_set(pairs):
-    view = np.repeat(np.arange(pairs.view_offsets.size - 1), np.diff(pairs.view_offsets))
-    return set(zip(view.tolist(), pairs.point.tolist(), pairs.pixel.tolist()))
 
 
 def _camera_points(pose, k, u, v, z):
