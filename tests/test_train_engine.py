@@ -48,6 +48,21 @@ def test_resume_continues_exactly(synthetic, tmp_path):
         assert torch.equal(tensor, b["model3d"][name]), name
 
 
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(synthetic, tmp_path):
+    config = validate({"train": TINY})
+    run_stage(config, "stage1", synthetic["stores"], tmp_path / "full", progress=False)
+    newest = run_stage(config, "stage1", synthetic["stores"], tmp_path / "run", stop_after=4, progress=False)
+    assert newest.name == "step_00000004.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, as by a kill during a copy or a full disk
+    run_stage(config, "stage1", synthetic["stores"], tmp_path / "run", progress=False)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["resumed_at"] == 2
+    assert newest.with_name("step_00000004.pt.unreadable").is_file()  # kept aside, not deleted
+    a = ckpt.load_checkpoint(tmp_path / "full" / "final.pt")
+    b = ckpt.load_checkpoint(tmp_path / "run" / "final.pt")
+    for name, tensor in a["model3d"].items():
+        assert torch.equal(tensor, b["model3d"][name]), name
+
+
 def test_checkpoint_loads_weights_only_and_records_meta(synthetic, tmp_path):
     config = validate({"train": {**TINY, "stage1": {"steps": 2}}})
     final = run_stage(config, "stage1", synthetic["stores"], tmp_path / "run", progress=False)

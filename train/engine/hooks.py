@@ -202,7 +202,9 @@ def resume(state: LoopState, run_hash: str) -> int:
     if none). Checkpoints of another run are removed (it starts afresh)."""
     run_dir, info = state.run_dir, state.info
     for step, path in reversed(ckpt.periodic_checkpoints(run_dir)):
-        saved = ckpt.load_checkpoint(path)
+        saved = _readable(path, info)
+        if saved is None:
+            continue
         if ckpt.checkpoint_meta(saved).get("run_hash") != run_hash:
             if info.main:
                 log.warning("%s: from a run with other settings; starting afresh (old checkpoints removed)", path)
@@ -220,6 +222,21 @@ def resume(state: LoopState, run_hash: str) -> int:
         log.info("resumed %s at step %d", path, step)
         return step
     return 0
+
+
+def _readable(path: Path, info: Any) -> dict[str, Any] | None:
+    """A periodic checkpoint's content, or None when it cannot be read (truncated by a kill or a
+    full disk): it is then renamed to ``<name>.unreadable`` (kept for inspection, never resumed
+    from again) and resumption falls back to the previous one."""
+    try:
+        return ckpt.load_checkpoint(path)
+    except UserError as err:
+        barrier(info)
+        if info.main:
+            log.warning("%s; falling back to the previous checkpoint (this one renamed to %s.unreadable)", err, path.name)
+            path.replace(path.with_name(path.name + ".unreadable"))
+        barrier(info)
+        return None
 
 
 def _truncate_log(path: Path, step: int) -> None:
