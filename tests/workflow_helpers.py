@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,3 +39,19 @@ def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
 def snakemake_env() -> dict:
     """The environment for it: this checkout's packages importable."""
     return dict(os.environ, PYTHONPATH=str(REPO))
+
+
+def store_arrays(workdir: Path, stages: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Every array of every store of ``stages`` under ``workdir/results`` (no metadata), keyed by
+    stage/store/sample/array."""
+    from pipeline.stores import StoreReader
+    from tests.factory import sample_arrays
+
+    out = {}
+    for stage in stages:
+        for store in sorted((workdir / "results" / stage).glob("*.zarr")):
+            reader = StoreReader(store)
+            for sample in reader.samples:
+                for name, data in sample_arrays(reader, sample).items():
+                    out[f"{stage}/{store.name}/{sample}/{name}"] = data
+    return out
