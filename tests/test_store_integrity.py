@@ -195,3 +195,29 @@ def test_every_reader_of_a_labels_store_checks_the_vocabulary():
                 offenders.append(f"{path.relative_to(REPO)}:{call.lineno}")
     assert not offenders, f"StoreReader of a labels store without benchmark=: {offenders}"
     assert any(spec.labels for spec in STORES.values())
+
+
+WORKER_MESSAGE = "results/prepared/train-000.zarr, sample 's0', array 'points/xyz': chunk file 'c/0/0' is missing"
+
+
+class _DamagedDataset:
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int):
+        raise StoreDamaged(WORKER_MESSAGE)
+
+
+def test_damage_in_a_data_loader_worker_is_still_one_line():
+    """torch re-raises a worker's error with the worker's traceback in its message; the entry
+    prints the original line only."""
+    import torch
+
+    from pipeline.entry import one_line
+
+    with pytest.raises(StoreDamaged) as err:
+        for _ in torch.utils.data.DataLoader(_DamagedDataset(), num_workers=1):
+            pass
+    assert "Traceback" in str(err.value)
+    assert one_line(err.value) == WORKER_MESSAGE
+    assert one_line(StoreDamaged(WORKER_MESSAGE)) == WORKER_MESSAGE
