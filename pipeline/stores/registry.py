@@ -211,7 +211,7 @@ def _get(config: Mapping[str, Any], dotted: str) -> Any:
 def stage_options(config: Mapping[str, Any], name: str, missing_ok: bool = False) -> dict[str, Any]:
     """The config keys store ``name`` depends on, as a nested dict (what its stage's ``--options`` gets).
 
-    ``stage_options(cfg, "refined") == {"refine": cfg["refine"]}``; dotted keys keep only that key
+    ``stage_options(cfg, "sam") == {"sam": cfg["sam"]}``; dotted keys keep only that key
     (``train.predict`` → ``{"train": {"predict": ...}}``). ``missing_ok`` skips keys the config
     lacks (an unvalidated section); otherwise they raise :class:`StoreError`.
     """
