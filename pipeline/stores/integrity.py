@@ -137,6 +137,8 @@ class CheckedArray:
         return len(self._arr)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not forwarded (and no recursion while unpickling)
+            raise AttributeError(name)
         return getattr(self._arr, name)
 
 

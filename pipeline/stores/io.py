@@ -20,6 +20,7 @@ aside as damaged (:mod:`pipeline.stores.integrity`), so the next run recomputes 
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import re
 import shutil
@@ -250,7 +251,7 @@ class StoreReader:
 
     def sample_attrs(self, sample_id: str) -> dict[str, Any]:
         """Attributes of a sample group (including ``sizes``: the named dimension sizes)."""
-        return dict(self._group_attrs(sample_id))
+        return copy.deepcopy(self._group_attrs(sample_id))
 
     def has(self, sample_id: str, name: str) -> bool:
         """True if the sample holds array ``name``."""
