@@ -8,6 +8,18 @@ import logging
 import sys
 
 
+def one_line(err: BaseException) -> str:
+    """The message of a :class:`~pipeline.errors.UserError` for the user. Raised in a worker process
+    (torch's DataLoader), it comes back wrapped in the worker's traceback: then only its last line,
+    the original message, without the exception's qualified name."""
+    text = str(err).strip()
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    prefix = f"{type(err).__module__}.{type(err).__qualname__}: "
+    return last[len(prefix):] if last.startswith(prefix) else last
+
+
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse ``argv`` with ``parser`` (which has a ``-v/--verbose`` flag and sub-commands that set
     ``func``), configure logging and run the command; returns the process exit status."""
@@ -22,6 +34,6 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) 
     try:
         result = args.func(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     return int(result or 0)

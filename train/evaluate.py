@@ -35,7 +35,6 @@ from pipeline.images import read_view_images, resize_labels
 from pipeline.metrics import confusion, markdown_table, summary
 from pipeline.stores import StoreError, StoreReader, shard_of
 from pipeline.vocab import IGNORE, benchmark, prepared_ground_truth_luts
-from train.data.stores import check_vocabulary
 from train.engine.checkpoint import load_for_inference
 from train.export import (
     devkit_split,
@@ -168,9 +167,7 @@ class Evaluation:
 
         prepared = StoreReader(prepared_path, "prepared")
         name = shard_of(str(prepared_path))
-        readers = {store: StoreReader(paths[name], store) for store, paths in by_store.items() if name in paths}
-        for reader in readers.values():
-            check_vocabulary(reader, self.bench)
+        readers = {store: StoreReader(paths[name], store, benchmark=self.bench.name) for store, paths in by_store.items() if name in paths}
         self.splits.add(prepared.attrs.get("split"))
         self.split = devkit_split(str(prepared.attrs.get("split") or "unknown"))
         try:

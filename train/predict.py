@@ -24,10 +24,9 @@ import torch
 from pipeline.images import read_view_images
 from pipeline.pairs import expand_view_offsets, pair_depths
 from pipeline.provenance import file_sha256
-from pipeline.stores import StoreReader, StoreWriter, stage_options, store_spec
+from pipeline.stores import StoreReader, StoreWriter, stage_options, store_spec, vocabulary_record
 from pipeline.vocab import IGNORE, benchmark
 from pipeline.voting import majority, segment_majority
-from train.data.stores import check_vocabulary
 from train.engine.checkpoint import load_for_inference
 from train.inference import predict_points, predict_views
 
@@ -92,12 +91,11 @@ def predict_shard(checkpoint: str | Path, stores: Mapping[str, str | Path], out:
     train = config["train"]
     net2d, net3d, meta, dev = load_for_inference(checkpoint, train["device"], train["threads"])
     bench = benchmark(meta["benchmark"])
-    readers = {name: StoreReader(stores[name], name) for name in store_spec("predictions").reads}
+    readers = {name: StoreReader(stores[name], name, benchmark=bench.name) for name in store_spec("predictions").reads}
     for name, reader in readers.items():
         reader.require_samples(readers["prepared"], f"rerun the stage that writes {name} stores")
-    check_vocabulary(readers["points"], bench)
     attrs = {
-        "vocabulary": {"benchmark": bench.name, "class_names": list(bench.class_names)},
+        "vocabulary": vocabulary_record(bench.name),
         "checkpoint": {"path": str(checkpoint), "sha256": file_sha256(checkpoint), "stage": meta["stage"], "step": meta["step"]},
         "options": stage_options(config, "predictions"),
         "transductive": meta.get("transductive", False),

@@ -10,7 +10,8 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.project.stage import project_shard
 
     config = stage_config(args.options)
-    project_shard(args.prepared, args.clip, args.refined, args.out, config["project"], threads=args.threads, ignore=config["refine"]["ignore"])
+    project_shard(args.prepared, args.clip, args.refined, args.out, config["project"], threads=args.threads, ignore=config["refine"]["ignore"],
+                  benchmark=config["vocabulary"]["benchmark"])
     return 0
 
 
@@ -36,14 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--options",
         default="{}",
-        help='{"project": {...}, "refine": {"ignore": ...}} as JSON (the keys the points store depends on); '
+        help='{"project": {...}, "refine": {"ignore": ...}, "vocabulary": {"benchmark": ...}} as JSON (the keys the points store depends on); '
         "omitted keys take the schema defaults. project: occlusion "
         "{mode: absolute|relative, threshold: 0.01 (m, or fraction of the depth), footprint: bilinear|nearest, "
         "border: 8 depth pixels}, min_depth: 1.0 m (views without depth: z > min_depth, 1 < u < W - 1 in the "
         "native image), lidar_occlusion {enabled: false, scale: 0.5, sides: 4, splat: {radius: 0.25 m, "
         "min_pixels: 0, max_pixels: 16}, margin: {absolute: 0.3 m, relative: 0.1}}, device: auto|cpu|cuda[:N], "
         "chunk_pairs: null (pairs per chunk; bounds memory), block_size: 128 (points per culling block), tie_break: "
-        "nearest|lowest; refine.ignore: abstain|compete (how ignore labels vote)",
+        "nearest|lowest; refine.ignore: abstain|compete (how ignore labels vote); vocabulary.benchmark: the benchmark the "
+        "CLIP and refine stores must have been labelled for (default scannet20)",
     )
     parser.add_argument("--threads", type=int, default=1, help="CPU worker threads running chunks of the projection (default 1)")
     parser.set_defaults(func=_run)

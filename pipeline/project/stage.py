@@ -161,25 +161,28 @@ def project_sample(
 
 def project_shard(
     prepared: str | Path, clip: str | Path, refined: str | Path, out: str | Path,
-    options: Mapping[str, Any] | None = None, threads: int = 1, ignore: str = "abstain",
+    options: Mapping[str, Any] | None = None, threads: int = 1, ignore: str = "abstain", benchmark: str = "scannet20",
 ) -> Path:
     """Write the points store ``out`` for every sample of the prepared store (atomically).
 
     ``options``: the ``project`` section (defaults filled); ``ignore``: ``refine.ignore``, how IGNORE
-    labels vote (the one voting rule, :mod:`pipeline.voting`)."""
+    labels vote (the one voting rule, :mod:`pipeline.voting`); ``benchmark``: ``vocabulary.benchmark``,
+    which the CLIP and refine stores must come from and ``out`` records."""
     from tqdm import tqdm
 
     from pipeline.config import config_hash
     from pipeline.stores import StoreReader, StoreWriter
+    from pipeline.stores.registry import vocabulary_record
 
     opts = project_options(options)
     prep = StoreReader(prepared, "prepared")
-    clip_store = StoreReader(clip, "clip")
-    refined_store = StoreReader(refined, "refined")
+    clip_store = StoreReader(clip, "clip", benchmark=benchmark)
+    refined_store = StoreReader(refined, "refined", benchmark=benchmark)
     for store in (clip_store, refined_store):
         store.require_samples(prep)
     recorded = {"project": opts, "refine": {"ignore": ignore}}
     attrs = {
+        "vocabulary": vocabulary_record(benchmark),
         "shard": prep.attrs.get("shard"),
         "split": prep.attrs.get("split"),
         "options": recorded,

@@ -9,7 +9,8 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.config import stage_config
     from pipeline.refine.stage import refine_shard
 
-    refine_shard(args.clip, args.sam, args.out, stage_config(args.options)["refine"])
+    config = stage_config(args.options)
+    refine_shard(args.clip, args.sam, args.out, config["refine"], benchmark=config["vocabulary"]["benchmark"])
     return 0
 
 
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--options",
         default="{}",
-        help='{"refine": {...}}: the `refine` config section as JSON: nesting_order (part|object, default part), '
-        "ignore (abstain|compete, default abstain); omitted keys take the schema defaults",
+        help='{"refine": {...}, "vocabulary": {"benchmark": ...}} as JSON: the `refine` config section, '
+        "nesting_order (part|object, default part), ignore (abstain|compete, default abstain), and the benchmark "
+        "the CLIP store must have been labelled for (default scannet20); omitted keys take the schema defaults",
     )
     parser.set_defaults(func=_run)

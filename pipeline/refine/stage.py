@@ -77,18 +77,23 @@ def refine_sample(clip, sam, sample: str, options: Mapping[str, Any]) -> tuple[d
     return {"views/label": out, "views/label_alt": out_alt}, attrs
 
 
-def refine_shard(clip: str | Path, sam: str | Path, out: str | Path, options: Mapping[str, Any] | None = None) -> Path:
-    """Write the refine store ``out`` for every sample of the CLIP store (atomically)."""
+def refine_shard(
+    clip: str | Path, sam: str | Path, out: str | Path, options: Mapping[str, Any] | None = None, benchmark: str = "scannet20",
+) -> Path:
+    """Write the refine store ``out`` for every sample of the CLIP store (atomically); the CLIP
+    store must come from ``benchmark``'s vocabulary (``vocabulary.benchmark``), which ``out`` records."""
     from tqdm import tqdm
 
     from pipeline.config import config_hash
     from pipeline.stores import StoreReader, StoreWriter
+    from pipeline.stores.registry import vocabulary_record
 
     opts = refine_options(options)
-    clip_store = StoreReader(clip, "clip")
+    clip_store = StoreReader(clip, "clip", benchmark=benchmark)
     sam_store = StoreReader(sam, "sam")
     sam_store.require_samples(clip_store, "rerun the sam stage")
     attrs = {
+        "vocabulary": vocabulary_record(benchmark),
         "shard": clip_store.attrs.get("shard"),
         "split": clip_store.attrs.get("split"),
         "options": opts,

@@ -67,10 +67,10 @@ def shard_report(
     bench = get_benchmark(benchmark)
     k = bench.n_classes
     prep = StoreReader(prepared, "prepared")
-    clip_store = StoreReader(clip, "clip")
+    clip_store = StoreReader(clip, "clip", benchmark=bench.name)
     sam_store = StoreReader(sam, "sam")
-    ref_store = StoreReader(refined, "refined")
-    pts_store = StoreReader(points, "points")
+    ref_store = StoreReader(refined, "refined", benchmark=bench.name)
+    pts_store = StoreReader(points, "points", benchmark=bench.name)
     luts = prepared_ground_truth_luts(prep.attrs, bench)
     order = ref_store.attrs.get("options", {}).get("nesting_order", "part")
     matrices = {f"pixels.{key}": np.zeros((k, k + 1), np.int64) for key in PIXEL_KEYS}

@@ -11,10 +11,16 @@ Writers are atomic: :class:`StoreWriter` builds the store under a hidden tempora
 written and the root attributes say ``complete: true``. A killed job leaves only the hidden
 temporary, which the next writer of the same path removes; readers refuse stores that lack
 ``complete`` or carry another layout version.
+
+Every chunk is written, even one holding only the fill value, and carries a CRC-32C; readers
+check each array they open against the chunk files on disk and the sample's recorded sizes, and
+a chunk that fails to decode, a missing chunk file or a shape that disagrees moves the store
+aside as damaged (:mod:`pipeline.stores.integrity`), so the next run recomputes it.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import re
 import shutil
@@ -25,11 +31,12 @@ import numpy as np
 
 from pipeline.atomic import partial_path, remove_stale_partials, replace
 from pipeline.provenance import code_version
-from pipeline.stores.registry import LAYOUT_VERSION, store_spec
+from pipeline.stores.integrity import ALL_CHUNKS_KEY, CheckedArray, StoreDamaged, damaged, missing_chunks, shape_problem
+from pipeline.stores.registry import LAYOUT_VERSION, check_vocabulary, store_spec
 from pipeline.stores.spec import ArraySpec, StoreError, chunking
 
 _SAMPLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-ROOT_KEYS: tuple[str, ...] = ("store", "layout_version", "samples", "created", "code_version", "complete")
+ROOT_KEYS: tuple[str, ...] = ("store", "layout_version", "samples", "created", "code_version", "complete", ALL_CHUNKS_KEY)
 """Root attributes every writer sets itself (callers' ``attrs`` may not override them)."""
 
 
@@ -74,10 +81,13 @@ class StoreWriter:
         self._closed = False
 
     def _write(self, group_path: str, spec: ArraySpec, data: np.ndarray) -> None:
-        from zarr.codecs import ZstdCodec
+        from zarr.codecs import Crc32cCodec, ZstdCodec
 
         chunk, shard = chunking(spec, data.shape, data.dtype.itemsize)
-        kwargs: dict[str, Any] = {"compressors": [ZstdCodec(level=3)] if spec.compress else None}
+        # every chunk carries a checksum, and is written even when it holds only the fill value,
+        # so a reader tells damage (a missing file, altered bytes) from data (integrity.py)
+        compressors = [ZstdCodec(level=3), Crc32cCodec()] if spec.compress else [Crc32cCodec()]
+        kwargs: dict[str, Any] = {"compressors": compressors, "config": {"write_empty_chunks": True}}
         if chunk:
             kwargs.update(chunks=chunk, shards=shard)
         arr = self.root.create_array(
@@ -116,7 +126,7 @@ class StoreWriter:
         group = self.root.create_group(sample_id)
         for name, data in checked.items():
             self._write(sample_id, self.spec.spec(name), data)
-        group.attrs.update(_jsonable({**(attrs or {}), "sizes": sizes}))
+        group.attrs.update(_jsonable({**(attrs or {}), "sizes": sizes, "arrays": sorted(checked)}))
         self.samples.append(sample_id)
 
     def add_store_array(self, path: str, data: np.ndarray) -> None:
@@ -141,6 +151,7 @@ class StoreWriter:
             "created": _now(),
             "code_version": code_version(),
             "complete": True,
+            ALL_CHUNKS_KEY: True,
         }
         self.root.attrs.update(meta)
         replace(self.tmp, self.path)
@@ -163,9 +174,15 @@ class StoreWriter:
 
 
 class StoreReader:
-    """Read a finished store; refuses incomplete stores, other layout versions and other stores."""
+    """Read a finished store; refuses incomplete stores, other layout versions and other stores.
 
-    def __init__(self, path: str | Path, store: str | None = None) -> None:
+    ``benchmark`` (``vocabulary.benchmark``), when given, is checked against the vocabulary a
+    labels store records (:meth:`require_vocabulary`): every stage that reads a labels store
+    passes it. Arrays are checked as they are opened and read (:mod:`pipeline.stores.integrity`):
+    damage raises :class:`~pipeline.stores.integrity.StoreDamaged` and moves the store aside.
+    """
+
+    def __init__(self, path: str | Path, store: str | None = None, benchmark: str | None = None) -> None:
         import zarr
 
         self.path = Path(path)
@@ -186,6 +203,14 @@ class StoreReader:
             raise StoreError(f"{self.path}: expected a {store!r} store, found {self.attrs.get('store')!r}")
         self.spec = store_spec(self.attrs["store"])
         self.samples: list[str] = list(self.attrs["samples"])
+        self._all_chunks = bool(self.attrs.get(ALL_CHUNKS_KEY))
+        self._sample_attrs: dict[str, dict[str, Any]] = {}
+        self._arrays: dict[str, CheckedArray] = {}
+        if benchmark is not None and self.spec.labels:
+            self.require_vocabulary(benchmark)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_arrays": {}}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.samples)
@@ -198,51 +223,78 @@ class StoreReader:
         if missing:
             raise StoreError(f"{self.path}: lacks samples {missing[:5]} of {reference.path}; {hint}")
 
-    def require_vocabulary(self, benchmark: str, class_names: Sequence[str]) -> bool:
+    def require_vocabulary(self, benchmark: str, class_names: Sequence[str] | None = None) -> bool:
         """Raise :class:`StoreError` if the root attribute ``vocabulary`` names another benchmark or
-        other classes; returns whether the store records a vocabulary at all."""
-        vocab = self.attrs.get("vocabulary")
-        if not isinstance(vocab, dict):
-            return False
-        if vocab.get("benchmark") not in (None, benchmark):
-            raise StoreError(
-                f"{self.path}: made for vocabulary {vocab.get('benchmark')!r}, but this run is configured for "
-                f"{benchmark!r} (vocabulary.benchmark); rerun the pipeline or fix the config"
-            )
-        names = vocab.get("class_names")
-        if names is not None and list(names) != list(class_names):
-            raise StoreError(
-                f"{self.path}: its class names {list(names)[:4]}... differ from benchmark {benchmark!r}'s; "
-                "the labels would mean other classes. Rerun the pipeline with this vocabulary"
-            )
-        return True
+        other classes than ``benchmark``'s (or ``class_names``); returns whether the store records a
+        vocabulary at all (:func:`pipeline.stores.registry.check_vocabulary`, the one check)."""
+        return check_vocabulary(self.attrs, self.path, benchmark, class_names)
+
+    def damaged(self, sample_id: str | None, name: str | None, problem: str) -> StoreDamaged:
+        """Move this store aside as damaged; returns the one-line error naming store, sample, array."""
+        self._arrays.clear()
+        return damaged(self.path, sample_id, name, problem)
 
     def _check_sample(self, sample_id: str) -> None:
         if sample_id not in self.samples:
             raise StoreError(f"{self.path}: no sample {sample_id!r}")
 
+    def _group_attrs(self, sample_id: str) -> dict[str, Any]:
+        self._check_sample(sample_id)
+        if sample_id not in self._sample_attrs:
+            try:
+                self._sample_attrs[sample_id] = dict(self.root[sample_id].attrs)
+            except KeyError:
+                raise self.damaged(sample_id, None, "the sample's group is missing") from None
+            except Exception as err:  # unreadable group metadata
+                raise self.damaged(sample_id, None, f"the sample's group metadata is unreadable ({type(err).__name__})") from err
+        return self._sample_attrs[sample_id]
+
     def sample_attrs(self, sample_id: str) -> dict[str, Any]:
         """Attributes of a sample group (including ``sizes``: the named dimension sizes)."""
-        self._check_sample(sample_id)
-        return dict(self.root[sample_id].attrs)
+        return copy.deepcopy(self._group_attrs(sample_id))
 
     def has(self, sample_id: str, name: str) -> bool:
         """True if the sample holds array ``name``."""
-        self._check_sample(sample_id)
+        recorded = self._group_attrs(sample_id).get("arrays")
+        if recorded is not None:
+            return name in recorded
         try:
             self.root[f"{sample_id}/{name}"]
         except KeyError:
             return False
         return True
 
-    def array(self, sample_id: str, name: str):
-        """The lazy ``zarr.Array`` ``name`` of a sample (index it to read)."""
-        self._check_sample(sample_id)
-        self.spec.spec(name)
+    def _open(self, sample_id: str | None, name: str, spec: ArraySpec, sizes: Mapping[str, int], expected: bool) -> CheckedArray:
+        key = f"{sample_id}/{name}" if sample_id is not None else name
         try:
-            return self.root[f"{sample_id}/{name}"]
+            arr = self.root[key]
         except KeyError:
-            raise StoreError(f"{self.path}: sample {sample_id!r} has no array {name!r}") from None
+            if expected:
+                raise self.damaged(sample_id, name, "its metadata is missing, though the sample records it") from None
+            where = f"sample {sample_id!r} has" if sample_id is not None else "has"
+            raise StoreError(f"{self.path}: {where} no array {name!r}") from None
+        except Exception as err:  # unreadable array metadata
+            raise self.damaged(sample_id, name, f"its metadata is unreadable ({type(err).__name__})") from err
+        problem = shape_problem(spec, arr.shape, arr.dtype, sizes)
+        if problem is None and self._all_chunks:
+            missing = missing_chunks(self.path / key, arr)
+            if missing:
+                problem = f"chunk file {missing[0]!r} is missing ({len(missing)} of the array's chunk files)"
+        if problem is not None:
+            raise self.damaged(sample_id, name, problem)
+        return CheckedArray(arr, lambda why: self.damaged(sample_id, name, why))
+
+    def array(self, sample_id: str, name: str) -> CheckedArray:
+        """The lazy array ``name`` of a sample, checked against its chunk files and the sample's
+        sizes (index it to read; a chunk that fails to decode raises ``StoreDamaged``)."""
+        spec = self.spec.spec(name)
+        key = f"{sample_id}/{name}"
+        if key not in self._arrays:
+            attrs = self._group_attrs(sample_id)
+            recorded = attrs.get("arrays")
+            expected = name in recorded if recorded is not None else spec.required
+            self._arrays[key] = self._open(sample_id, name, spec, attrs.get("sizes", {}), expected)
+        return self._arrays[key]
 
     def read(self, sample_id: str, name: str, index: Any = Ellipsis) -> np.ndarray:
         """Read ``name`` (or ``[index]`` of it) of a sample as a numpy array."""
@@ -250,11 +302,10 @@ class StoreReader:
 
     def read_store_array(self, name: str) -> np.ndarray:
         """Read a store-level array (``_store/...``)."""
-        self.spec.spec(name, store_level=True)
-        try:
-            return np.asarray(self.root[name][...])
-        except KeyError:
-            raise StoreError(f"{self.path}: no store-level array {name!r}") from None
+        spec = self.spec.spec(name, store_level=True)
+        if name not in self._arrays:
+            self._arrays[name] = self._open(None, name, spec, {}, expected=False)
+        return np.asarray(self._arrays[name][...])
 
     def has_store_array(self, name: str) -> bool:
         """True if the store holds the store-level array ``name``."""

@@ -98,7 +98,7 @@ REFINED = StoreSpec(
         _a("views/label_alt", "uint8", "view,Hl,Wl", "refined labels in the other nesting order (for the report)", required=False),
     ),
     reads=("clip", "sam"),
-    config=("refine",),
+    config=("refine", "vocabulary.benchmark"),
     labels=True,
 )
 
@@ -117,7 +117,7 @@ POINTS = StoreSpec(
         _a("pairs/pixel", "int32", "pair", "flat pixel index y * Wl + x at label resolution"),
     ),
     reads=("prepared", "clip", "refined"),
-    config=("project", "refine.ignore"),
+    config=("project", "refine.ignore", "vocabulary.benchmark"),
     labels=True,
 )
 
@@ -153,6 +153,40 @@ def store_spec(name: str) -> StoreSpec:
         raise StoreError(f"unknown store {name!r}; known: {list(STORES)}") from None
 
 
+def vocabulary_record(benchmark: str) -> dict[str, Any]:
+    """The root attribute ``vocabulary`` a labels store records: ``{"benchmark", "class_names"}``."""
+    from pipeline.vocab import benchmark as _benchmark
+
+    try:
+        bench = _benchmark(benchmark)
+    except KeyError as err:
+        raise StoreError(f"vocabulary.benchmark: {err.args[0]}") from None
+    return {"benchmark": bench.name, "class_names": list(bench.class_names)}
+
+
+def check_vocabulary(attrs: Mapping[str, Any], path: Any, benchmark: str, class_names: Any = None) -> bool:
+    """The one vocabulary check of a labels store: raise :class:`StoreError` (naming ``path``) if its
+    root ``attrs`` record another benchmark than ``benchmark`` or other class names than its (or
+    ``class_names``); returns whether they record a vocabulary at all. Every stage that reads a
+    labels store runs it (through ``StoreReader(path, store, benchmark=...)``)."""
+    vocab = attrs.get("vocabulary")
+    if not isinstance(vocab, Mapping):
+        return False
+    if vocab.get("benchmark") not in (None, benchmark):
+        raise StoreError(
+            f"{path}: made for vocabulary {vocab.get('benchmark')!r}, but this run is configured for "
+            f"{benchmark!r} (vocabulary.benchmark); rerun the pipeline or fix the config"
+        )
+    names = vocab.get("class_names")
+    wanted = list(class_names) if class_names is not None else vocabulary_record(benchmark)["class_names"]
+    if names is not None and list(names) != wanted:
+        raise StoreError(
+            f"{path}: its class names {list(names)[:4]}... differ from benchmark {benchmark!r}'s; "
+            "the labels would mean other classes. Rerun the pipeline with this vocabulary"
+        )
+    return True
+
+
 def store_path(results: str, name: str, shard: str) -> str:
     """Path of store ``name`` of ``shard`` under ``results``: ``<results>/<name>/<shard>.zarr``."""
     store_spec(name)
@@ -177,7 +211,7 @@ def _get(config: Mapping[str, Any], dotted: str) -> Any:
 def stage_options(config: Mapping[str, Any], name: str, missing_ok: bool = False) -> dict[str, Any]:
     """The config keys store ``name`` depends on, as a nested dict (what its stage's ``--options`` gets).
 
-    ``stage_options(cfg, "refined") == {"refine": cfg["refine"]}``; dotted keys keep only that key
+    ``stage_options(cfg, "sam") == {"sam": cfg["sam"]}``; dotted keys keep only that key
     (``train.predict`` → ``{"train": {"predict": ...}}``). ``missing_ok`` skips keys the config
     lacks (an unvalidated section); otherwise they raise :class:`StoreError`.
     """

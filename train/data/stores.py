@@ -2,7 +2,8 @@
 
 Which stores a command reads is the registry's business (:func:`pipeline.stores.trainer_stores`).
 :func:`open_shards` opens them per shard and checks, before any step runs, that they hold the
-same samples, come from the configured vocabulary (root attribute ``vocabulary``), hold every
+same samples, come from the configured vocabulary (root attribute ``vocabulary``, checked by
+the readers), hold every
 array the trainer reads and agree on sizes; every failure is a
 :class:`pipeline.stores.StoreError` naming the store and the problem.
 """
@@ -43,12 +44,6 @@ class ShardStores:
     def prepared(self) -> StoreReader:
         """The prepared store's reader."""
         return self.reader("prepared")
-
-
-def check_vocabulary(reader: StoreReader, bench: Benchmark) -> bool:
-    """Raise if ``reader``'s vocabulary record names another benchmark or classes; returns whether
-    it records one (:meth:`pipeline.stores.StoreReader.require_vocabulary`)."""
-    return reader.require_vocabulary(bench.name, bench.class_names)
 
 
 def _check_sizes(shard: ShardStores, sample: str) -> None:
@@ -121,14 +116,14 @@ def open_shards(stores: Mapping[str, Sequence[str | Path]], bench: Benchmark, re
     out, recorded = [], False
     for path in stores["prepared"]:
         name = shard_of(str(path))
-        readers = {store: StoreReader(paths[name], store) for store, paths in by_name.items()}
+        # the readers check each labels store's vocabulary record (pipeline.stores.registry.check_vocabulary)
+        readers = {store: StoreReader(paths[name], store, benchmark=bench.name) for store, paths in by_name.items()}
         shard = ShardStores(name=name, readers=readers, samples=list(readers["prepared"].samples))
         for store, reader in readers.items():
             if store == "prepared":
                 continue
             reader.require_samples(shard.prepared, f"rerun the stage that writes {store} stores")
-            if store_spec(store).labels:
-                recorded |= check_vocabulary(reader, bench)
+            recorded |= store_spec(store).labels and isinstance(reader.attrs.get("vocabulary"), dict)
         for sample in shard.samples:
             _check_sizes(shard, sample)
             _check_sam_grid(shard, sample)
