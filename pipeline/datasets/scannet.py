@@ -32,7 +32,7 @@ import numpy as np
 from pipeline import camera
 from pipeline.datasets.scannet_arrays import label_arrays, unmapped_raw_ids, view_arrays
 from pipeline.datasets.scannet_files import (  # noqa: F401  (read_color: also the nuScenes adapter's)
-    read_color, read_matrix, read_ply_vertices, read_png16, read_split_entries, read_split_file,
+    read_color, read_matrix, read_ply_vertices, read_png16, read_split_entries, read_split_file, warn_repeated,
 )
 from pipeline.errors import InputFileError, UserError
 from pipeline.vocab import read_scannet_label_map
@@ -116,7 +116,10 @@ class ScanNetAdapter:
 
     def dataset_checks(self, split: str) -> dict[str, int]:
         """Dataset-level counts of :mod:`pipeline.input_checks` for ``split``: ``split_duplicates``."""
-        return {"split_duplicates": len(read_split_entries(self._split_file(split))[1])}
+        path = self._split_file(split)
+        repeated = read_split_entries(path)[1]
+        warn_repeated(path, repeated)
+        return {"split_duplicates": len(repeated)}
 
     @functools.cached_property
     def label_map(self) -> dict[int, int]:
@@ -134,7 +137,10 @@ class ScanNetAdapter:
         try:
             return read_scannet_label_map(path)
         except (ValueError, OSError, UnicodeDecodeError) as err:
-            raise InputFileError(path, str(err).split(": ", 1)[-1]) from None
+            text = str(err)
+            rest = text[len(str(path)):] if text.startswith(str(path)) else f": {text}"
+            line = re.match(r"^:(\d+): (.*)$", rest)
+            raise InputFileError(path, f"line {line[1]}: {line[2]}" if line else rest.lstrip(": ")) from None
 
     def root_attrs(self) -> dict[str, Any]:
         """Store-level attributes: label spaces and the raw → nyu40 map of 2D labels."""

@@ -133,6 +133,11 @@ def read_split_entries(path: Path) -> tuple[list[str], list[str]]:
 def read_split_file(path: Path) -> list[str]:
     """The scenes of a split file, each once; a scene listed twice is read once, with a warning."""
     scenes, repeated = read_split_entries(path)
+    warn_repeated(path, repeated)
+    return scenes
+
+
+def warn_repeated(path: Path, repeated: list[str]) -> None:
+    """Log the entries of split file ``path`` that repeat an earlier line, if any."""
     if repeated:
         log.warning("%s: %d scenes listed more than once (each is read once): %s", path, len(repeated), sorted(set(repeated))[:5])
-    return scenes
