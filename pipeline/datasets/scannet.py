@@ -19,8 +19,8 @@ are *not* proportional on the real sensor). Raw ids are kept; vocabularies apply
 
 from __future__ import annotations
 
-import logging
 import functools
+import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
