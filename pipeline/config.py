@@ -32,25 +32,39 @@ def schema_path(name: str = "config") -> Path:
     return path
 
 
-def _load_yaml(path: Path) -> Any:
+def read_yaml(path: str | Path) -> Any:
+    """Parse one YAML file; a syntax error is a :class:`ConfigError` naming ``file:line:column``."""
     import yaml
 
-    with path.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context = getattr(err, "context", None)
+        raise ConfigError(f"{where}: YAML syntax error: {problem}" + (f" ({context})" if context else "")) from None
+    except (UnicodeDecodeError, OSError) as err:
+        raise ConfigError(f"{path}: cannot read ({err})") from None
+
 
 
 def _validator(schema_file: Path):
     from jsonschema import Draft202012Validator, validators
     from referencing import Registry, Resource
 
-    schema = _load_yaml(schema_file)
+    schema = read_yaml(schema_file)
     schema["$id"] = schema_file.resolve().as_uri()
 
     def retrieve(uri: str) -> Resource:
         from urllib.parse import urlparse
         from urllib.request import url2pathname
 
-        return Resource.from_contents(_load_yaml(Path(url2pathname(urlparse(uri).path))))
+        return Resource.from_contents(read_yaml(Path(url2pathname(urlparse(uri).path))))
 
     registry = Registry(retrieve=retrieve)
     base = Draft202012Validator
@@ -73,10 +87,31 @@ def key_path(error) -> str:
     return ".".join(parts) if parts else "<top level>"
 
 
-def validate(config: Mapping[str, Any], schema: str = "config") -> dict[str, Any]:
-    """Validate ``config`` (copied) against a schema and return it with defaults filled.
+def error_line(error) -> str:
+    """One line for a jsonschema error: the dotted key and the problem, never the schema.
 
-    Raises :class:`ConfigError` naming the offending key.
+    An unknown key is named with its full path and the nearest allowed key (``config key
+    dataset.frame_skp: unknown key; did you mean frame_skip?``).
+    """
+    import difflib
+
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        if unknown:
+            key = ".".join([*(str(p) for p in error.absolute_path), str(unknown[0])])
+            near = difflib.get_close_matches(str(unknown[0]), allowed, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"allowed here: {', '.join(allowed)}"
+            return f"config key {key}: unknown key; {hint} (pipeline/schemas/config.schema.yaml)"
+    message = " ".join(error.message.split())
+    return f"config key {key_path(error)}: {message[:300] + '...' if len(message) > 300 else message}"
+
+
+def validate(config: Mapping[str, Any], schema: str = "config") -> dict[str, Any]:
+    """Validate ``config`` (copied) against a schema and return it with defaults filled; for the
+    main schema also the checks a schema cannot express (prompt class names, :func:`check_config`).
+
+    Raises :class:`ConfigError` naming the offending key, in one line.
     """
     import jsonschema
 
@@ -84,9 +119,23 @@ def validate(config: Mapping[str, Any], schema: str = "config") -> dict[str, Any
     validator = _validator(schema_path(schema))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        error = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"config key {key_path(error)}: {error.message}")
+        raise ConfigError(error_line(jsonschema.exceptions.best_match(errors)))
+    if schema == "config":
+        check_config(data)
     return data
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Checks of a schema-valid config that need code: the prompt vocabulary must build (class
+    names in ``vocabulary.prompts`` / ``extra_prompts`` known), so a typo fails when the DAG is
+    built, not after ``prepare`` and ``sam`` ran. Raises :class:`ConfigError` naming the key."""
+    from pipeline.vocab import prompt_vocabulary
+
+    vocab = config.get("vocabulary", {})
+    try:
+        prompt_vocabulary(vocab.get("benchmark", "scannet20"), vocab.get("prompts"), vocab.get("extra_prompts"))
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"config key {str(err).strip(chr(34) + chr(39))}") from None
 
 
 def load_config(
@@ -100,7 +149,7 @@ def load_config(
         item = Path(item)
         if not item.is_file():
             raise ConfigError(f"{item}: config file not found")
-        loaded = _load_yaml(item)
+        loaded = read_yaml(item)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{item}: top level must be a mapping")
         data = deep_merge(data, loaded or {})

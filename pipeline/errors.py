@@ -16,3 +16,12 @@ class InputFileError(UserError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class OutputFileError(UserError):
+    """An output could not be written (disk full, quota, read-only or forbidden folder)."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")

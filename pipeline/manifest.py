@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Sequence
 
 from pipeline.atomic import atomic_file
+from pipeline.input_checks import SAMPLE_COUNTERS
 
-COLUMNS = ("id", "dataset", "kind", "split", "shard", "n_views", "n_points", "n_views_skipped", "source", "store")
+COLUMNS = ("id", "dataset", "kind", "split", "shard", "n_views", "n_points", "n_views_skipped", "source", "store", *SAMPLE_COUNTERS)
+"""Columns; the last ones are the sample-level input-check counts (:mod:`pipeline.input_checks`),
+null for samples whose adapter does not count them."""
 
 
 def _write_atomic(table, out: Path) -> None:
@@ -40,6 +43,9 @@ def shard_manifest(store: str | Path):
         rows["n_views_skipped"].append(len(skipped))
         rows["source"].append(json.dumps({"scene_dir": attrs.get("source")}))
         rows["store"].append(str(store))
+        checks = attrs.get("input_checks")
+        for name in SAMPLE_COUNTERS:
+            rows[name].append(None if checks is None else int(checks.get(name, 0)))
     return pa.table(rows, schema=manifest_schema())
 
 
@@ -52,6 +58,7 @@ def manifest_schema():
             ("id", pa.string()), ("dataset", pa.string()), ("kind", pa.string()), ("split", pa.string()),
             ("shard", pa.string()), ("n_views", pa.int32()), ("n_points", pa.int64()),
             ("n_views_skipped", pa.int32()), ("source", pa.string()), ("store", pa.string()),
+            *((name, pa.int64()) for name in SAMPLE_COUNTERS),
         ]
     )
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from pipeline import input_checks
 from pipeline.config import config_hash, stage_config
 
 log = logging.getLogger(__name__)
@@ -20,13 +21,21 @@ def prepare_options(dataset: dict[str, Any]) -> dict[str, Any]:
     return stage_options({"dataset": dataset}, "prepared", missing_ok=True).get("dataset", {})
 
 
+def _dataset_checks(adapter, split: str) -> dict[str, int]:
+    """The adapter's dataset-level counts for ``split`` (split-file duplicates), if it has any."""
+    check = getattr(adapter, "dataset_checks", None)
+    return check(split) if check is not None else {}
+
+
 def prepare_shard(
     dataset: dict[str, Any], shard: str, split: str, samples: Sequence[str], out: str | Path, threads: int = 2
 ) -> Path:
     """Read ``samples`` of ``split`` and write the prepared store ``out`` atomically.
 
     ``dataset`` is the validated ``dataset`` config section. Any bad input file raises
-    :class:`pipeline.errors.InputFileError` naming it; then nothing is written.
+    :class:`pipeline.errors.InputFileError` naming it; then nothing is written. Suspicious inputs
+    that the adapter counts (:mod:`pipeline.input_checks`) are summed into the root attribute
+    ``input_checks`` and logged as one warning.
     """
     from tqdm import tqdm
 
@@ -46,11 +55,18 @@ def prepare_shard(
         **adapter.root_attrs(),
     }
     start = time.perf_counter()
+    counts = []
     with StoreWriter(out, "prepared", attrs=attrs) as writer:
         for sample in tqdm(list(samples), desc=f"prepare {shard}", unit="sample"):
             prepared = adapter.load(sample, split)
             writer.add_sample(prepared.sample_id, prepared.arrays, prepared.attrs)
+            counts.append(prepared.attrs.get("input_checks", {}))
+        writer.attrs["input_checks"] = input_checks.total([*counts, _dataset_checks(adapter, split)])
     log.info("prepared %d samples of %s in %.1f s -> %s", len(samples), shard, time.perf_counter() - start, out)
+    found = input_checks.describe(writer.attrs["input_checks"])
+    if found:
+        log.warning("%s: input checks counted %s (root attribute input_checks, the manifest, the report; "
+                    "docs/data-layout.md, Input checks)", shard, found)
     return Path(out)
 
 

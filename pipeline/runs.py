@@ -13,7 +13,7 @@ import functools
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pipeline.config import ConfigError, config_hash, deep_merge, validate
+from pipeline.config import ConfigError, config_hash, deep_merge, read_yaml, validate
 from pipeline.stores import trainer_options
 
 ROW_FORCED: dict[str, Any] = {"evaluate": {"export_benchmark": False, "export_ply": False}}
@@ -54,10 +54,7 @@ class AblationRuns:
     @functools.cache
     def row_config(self, row: str, seed: int) -> dict[str, Any]:
         """The validated config of ``row`` with ``train.seed = seed``."""
-        import yaml
-
-        with self.preset_file(row).open(encoding="utf-8") as handle:
-            preset = yaml.safe_load(handle) or {}
+        preset = read_yaml(self.preset_file(row)) or {}
         if not isinstance(preset, dict):
             raise ConfigError(f"{self.preset_file(row)}: top level must be a mapping")
         merged = deep_merge(deep_merge(deep_merge(dict(self.config), preset), {"train": {"seed": int(seed)}}), ROW_FORCED)

@@ -11,6 +11,12 @@ import hashlib
 import re
 from typing import Mapping, Sequence
 
+from pipeline.errors import UserError
+
+
+class MembershipError(UserError, ValueError):
+    """Samples cannot be cut into shards as configured (one line naming the config key)."""
+
 _SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{3})$")
 
 
@@ -43,10 +49,13 @@ def assign_shards(samples: Mapping[str, Sequence[str]], n_shards: Mapping[str, i
     shards: dict[str, list[str]] = {}
     for split, ids in samples.items():
         if split not in n_shards:
-            raise ValueError(f"config key dataset.shards: no shard count for split {split!r}")
+            raise MembershipError(f"config key dataset.shards: no shard count for split {split!r}")
         for sample in ids:
             if sample in seen and seen[sample] != split:
-                raise ValueError(f"sample {sample!r} is listed in splits {seen[sample]!r} and {split!r}")
+                raise MembershipError(
+                    f"sample {sample!r} is listed in splits {seen[sample]!r} and {split!r} (config key dataset.split_files: "
+                    "a sample belongs to one split, or its outputs would collide and the splits leak into each other)"
+                )
             seen[sample] = split
             shards.setdefault(shard_name(split, shard_index(sample, n_shards[split])), []).append(sample)
     return {name: sorted(set(ids)) for name, ids in sorted(shards.items())}

@@ -259,6 +259,19 @@ def prompt_vocabulary(
         raise ValueError(
             f"vocabulary.prompts: unknown class names {unknown} for benchmark {bench.name!r}; known: {list(bench.class_names)}"
         )
+    extra_prompts = dict(extra_prompts or {})
+    clash = sorted(set(extra_prompts) & set(bench.class_names))
+    if clash:
+        raise ValueError(
+            f"vocabulary.extra_prompts: {clash} are classes of benchmark {bench.name!r}, extra prompts map to ignore; "
+            "give their synonyms under vocabulary.prompts"
+        )
+    dropped = sorted(k for k, v in extra_prompts.items() if not v and k not in DEFAULT_EXTRA_PROMPTS.get(bench.name, {}))
+    if dropped:
+        raise ValueError(
+            f"vocabulary.extra_prompts: an empty list drops a default extra prompt, but {dropped} are none; "
+            f"defaults: {sorted(DEFAULT_EXTRA_PROMPTS.get(bench.name, {}))}"
+        )
     prompts = {**DEFAULT_PROMPTS.get(bench.name, {}), **prompts}
     names: list[str] = []
     to_class: list[int] = []
@@ -268,7 +281,7 @@ def prompt_vocabulary(
             to_class.append(index)
     if not names:
         raise ValueError("vocabulary: empty vocabulary (every class has an empty prompt list)")
-    for extra, synonyms in {**DEFAULT_EXTRA_PROMPTS.get(bench.name, {}), **dict(extra_prompts or {})}.items():
+    for extra, synonyms in {**DEFAULT_EXTRA_PROMPTS.get(bench.name, {}), **extra_prompts}.items():
         for prompt in synonyms:
             names.append(str(prompt))
             to_class.append(IGNORE)

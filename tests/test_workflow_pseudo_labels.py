@@ -64,6 +64,10 @@ def test_pseudo_labels_completes_and_second_run_does_nothing(reference):
     for split in ("train", "val"):
         for ext in ("json", "md", "png"):
             assert (reference / "results" / "reports" / "pseudo_labels" / f"{split}.{ext}").is_file()
+    # the demo's injected -inf poses reach the report as counted inputs (docs/data-layout.md, Input checks)
+    tables = report_tables(reference)
+    assert sum(tables[f"{split}.json"]["input_checks"].get("invalid_pose_views", 0) for split in ("train", "val")) > 0
+    assert "## Input checks" in (reference / "results" / "reports" / "pseudo_labels" / "train.md").read_text()
     out = snakemake(reference, "pseudo_labels", "-n")
     assert "Nothing to be done" in out
 

@@ -19,6 +19,7 @@ are *not* proportional on the real sensor). Raw ids are kept; vocabularies apply
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +30,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipeline import camera
-from pipeline.datasets.scannet_arrays import label_arrays, view_arrays
+from pipeline.datasets.scannet_arrays import label_arrays, unmapped_raw_ids, view_arrays
+from pipeline.datasets.scannet_files import (  # noqa: F401  (read_color: also the nuScenes adapter's)
+    read_color, read_matrix, read_ply_vertices, read_png16, read_split_entries, read_split_file, warn_repeated,
+)
 from pipeline.errors import InputFileError, UserError
 from pipeline.vocab import read_scannet_label_map
 
 log = logging.getLogger(__name__)
 
 _FRAME = re.compile(r"^(\d+)\.jpg$")
+NYU40_MAX = 40
+"""Largest nyu40 id; labels.ply ids above it are counted (``labels_outside_nyu40``)."""
 
 
 @dataclass
@@ -78,107 +84,6 @@ class ScanNetOptions:
 
 
 # --------------------------------------------------------------------------------------
-# File readers: each raises InputFileError naming the file and the problem.
-# --------------------------------------------------------------------------------------
-
-
-def read_matrix(path: Path, rows: int = 4, cols: int = 4) -> np.ndarray:
-    """Read a whitespace-separated ``rows x cols`` text matrix (float64); ``-inf`` allowed."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except OSError as err:
-        raise InputFileError(path, f"cannot read ({err.strerror})") from None
-    try:
-        values = np.array([float(tok) for tok in text.split()], dtype=np.float64)
-    except ValueError:
-        raise InputFileError(path, f"expected {rows}x{cols} numbers, found non-numeric text") from None
-    if values.size != rows * cols:
-        raise InputFileError(path, f"expected {rows}x{cols} = {rows * cols} numbers, found {values.size}")
-    return values.reshape(rows, cols)
-
-
-def read_color(path: Path) -> np.ndarray:
-    """Decode a colour frame → (H, W, 3) uint8."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return np.asarray(img.convert("RGB"))
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except OSError as err:  # PIL: truncated or not an image
-        raise InputFileError(path, f"cannot decode image ({err})") from None
-
-
-def read_png16(path: Path, what: str) -> np.ndarray:
-    """Read a single-channel 8/16-bit PNG (depth, labels, instances) → (H, W) uint16."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode not in ("I;16", "I;16B", "I", "L", "P"):
-                raise InputFileError(path, f"{what} must be a single-channel PNG, found mode {img.mode}")
-            data = np.asarray(img)
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except OSError as err:
-        raise InputFileError(path, f"cannot decode {what} PNG ({err})") from None
-    if data.min(initial=0) < 0 or data.max(initial=0) > 65535:
-        raise InputFileError(path, f"{what} values outside uint16")
-    return data.astype(np.uint16)
-
-
-def read_ply_vertices(path: Path, need_label: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Read a ScanNet ply → ({x,y,z,red,green,blue[,label]} arrays, faces (F, 3) int32 or None)."""
-    from plyfile import PlyData
-
-    try:
-        ply = PlyData.read(str(path))
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except Exception as err:  # plyfile raises PlyParseError, ValueError, EOFError...
-        raise InputFileError(path, f"cannot parse ply ({err})") from None
-    if "vertex" not in ply or ply["vertex"].count == 0:
-        raise InputFileError(path, "ply has no vertices")
-    vertex = ply["vertex"].data
-    names = vertex.dtype.names or ()
-    needed = ["x", "y", "z"] + (["label"] if need_label else [])
-    missing = [n for n in needed if n not in names]
-    if missing:
-        raise InputFileError(path, f"ply vertices lack properties {missing}")
-    out = {n: np.asarray(vertex[n]) for n in names}
-    faces = None
-    if "face" in ply and ply["face"].count:
-        face_data = ply["face"].data
-        key = "vertex_indices" if "vertex_indices" in face_data.dtype.names else face_data.dtype.names[0]
-        lists = face_data[key]
-        lengths = np.fromiter((len(f) for f in lists), dtype=np.int64, count=len(lists))
-        if np.any(lengths != 3):
-            raise InputFileError(path, "ply faces must be triangles")
-        faces = np.stack(lists).astype(np.int32)
-        if faces.size and (faces.min() < 0 or faces.max() >= len(out["x"])):
-            raise InputFileError(path, "ply face indices out of range")
-    return out, faces
-
-
-def read_split_file(path: Path) -> list[str]:
-    """Scene names listed one per line (blank lines and '#' comments ignored)."""
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise InputFileError(path, "split file not found") from None
-    scenes = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    bad = [s for s in scenes if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", s)]
-    if bad:
-        raise InputFileError(path, f"invalid scene names {bad[:3]}")
-    return scenes
-
-
-# --------------------------------------------------------------------------------------
 # The adapter
 # --------------------------------------------------------------------------------------
 
@@ -200,26 +105,49 @@ class ScanNetAdapter:
         return sample_id
 
     def list_samples(self, split: str) -> list[str]:
-        """Scenes of ``split`` from its split file."""
+        """Scenes of ``split`` from its split file (each once)."""
+        return read_split_file(self._split_file(split))
+
+    def _split_file(self, split: str) -> Path:
         files = dict(self.options.split_files)
         if split not in files:
             raise UserError(f"config key dataset.split_files: no file for split {split!r}")
-        return read_split_file(self.options.root / files[split])
+        return self.options.root / files[split]
+
+    def dataset_checks(self, split: str) -> dict[str, int]:
+        """Dataset-level counts of :mod:`pipeline.input_checks` for ``split``: ``split_duplicates``."""
+        path = self._split_file(split)
+        repeated = read_split_entries(path)[1]
+        warn_repeated(path, repeated)
+        return {"split_duplicates": len(repeated)}
+
+    @functools.cached_property
+    def label_map(self) -> dict[int, int]:
+        """The raw category id → nyu40 id map of ``label-filt`` images (``options.label_map``).
+
+        A missing or unreadable map is an :class:`InputFileError`: without it the 2D labels mean
+        nothing downstream (every CLIP job would fail on the store instead of here).
+        """
+        path = self.options.root / self.options.label_map
+        if not path.is_file():
+            raise InputFileError(
+                path, "label map not found: it maps label-filt raw ids to nyu40 (it ships with ScanNet as "
+                "scannetv2-labels.combined.tsv; set dataset.label_map if it has another name)",
+            )
+        try:
+            return read_scannet_label_map(path)
+        except (ValueError, OSError, UnicodeDecodeError) as err:
+            text = str(err)
+            rest = text[len(str(path)):] if text.startswith(str(path)) else f": {text}"
+            line = re.match(r"^:(\d+): (.*)$", rest)
+            raise InputFileError(path, f"line {line[1]}: {line[2]}" if line else rest.lstrip(": ")) from None
 
     def root_attrs(self) -> dict[str, Any]:
         """Store-level attributes: label spaces and the raw → nyu40 map of 2D labels."""
-        path = self.options.root / self.options.label_map
-        attrs: dict[str, Any] = {"label_spaces": {"points": "nyu40", "views": "scannet-raw"}}
-        if path.is_file():
-            try:
-                mapping = read_scannet_label_map(path)
-            except ValueError as err:
-                raise InputFileError(path, str(err).split(": ", 1)[-1]) from None
-            attrs["label_map"] = sorted([int(k), int(v)] for k, v in mapping.items())
-        else:
-            log.warning("%s not found: 2D raw labels cannot be mapped to classes downstream", path)
-            attrs["label_spaces"]["views"] = None
-        return attrs
+        return {
+            "label_spaces": {"points": "nyu40", "views": "scannet-raw"},
+            "label_map": sorted([int(k), int(v)] for k, v in self.label_map.items()),
+        }
 
     # -- scene level ------------------------------------------------------------------------
     def list_frames(self, scene: str) -> list[int]:
@@ -237,17 +165,19 @@ class ScanNetAdapter:
         out = {name: read_matrix(folder / f"{name}.txt") for name in ("intrinsic_color", "intrinsic_depth")}
         for name in ("extrinsic_color", "extrinsic_depth"):
             path = folder / f"{name}.txt"
-            if path.exists():
-                ext = read_matrix(path)
-                if not np.allclose(ext, np.eye(4), atol=1e-6):
-                    log.warning("%s is not identity; poses are used as given for both sensors", path)
+            if path.exists() and not np.allclose(read_matrix(path), np.eye(4), atol=1e-5):
+                raise InputFileError(
+                    path, "extrinsic is not identity, but this adapter projects colour and depth with the one pose "
+                    "of pose/N.txt (registered frames, as ScanNet v2 exports are); the result would be misaligned",
+                )
         for name, k in out.items():
             if not np.all(np.isfinite(k)) or k[0, 0] <= 0 or k[1, 1] <= 0:
                 raise InputFileError(folder / f"{name}.txt", "intrinsics must be finite with positive focal lengths")
         return out
 
     def load(self, scene: str, split: str) -> PreparedSample:
-        """Read one scene → arrays named as in :data:`pipeline.stores.registry.PREPARED`."""
+        """Read one scene → arrays named as in :data:`pipeline.stores.registry.PREPARED`; the
+        sample attribute ``input_checks`` holds its counts (:mod:`pipeline.input_checks`)."""
         opts = self.options
         folder = self.scene_dir(scene)
         if not folder.is_dir():
@@ -255,6 +185,7 @@ class ScanNetAdapter:
         intr = self._intrinsics(scene)
         all_frames = self.list_frames(scene)
         frames = [f for f in all_frames if f % opts.frame_skip == 0]
+        no_color = _depth_without_color(scene, folder, set(all_frames), opts.frame_skip)
         poses, kept, skipped = _read_poses(scene, folder, frames)
         has_labels = (folder / "label-filt").is_dir()
         has_instances = (folder / "instance-filt").is_dir()
@@ -265,7 +196,9 @@ class ScanNetAdapter:
         arrays.update(label_arrays(views, has_labels, has_instances, tuple(opts.working_size)))
         if missing_labels:
             log.warning("%s: %d views have no label-filt image; their 2D labels are 0 (unannotated)", scene, len(missing_labels))
-        arrays.update(_mesh_arrays(scene, folder))
+        unmapped = self._unmapped_pixels(scene, folder, arrays.get("views/label"))
+        mesh, mesh_checks = _mesh_arrays(scene, folder)
+        arrays.update(mesh)
         attrs = {
             "split": split,
             "source": str(folder),
@@ -274,8 +207,24 @@ class ScanNetAdapter:
             "frames_total": len(all_frames),
             "frames_selected": len(frames),
             "skipped_views": {"invalid_pose": skipped, "missing_label": missing_labels},
+            "input_checks": {
+                "invalid_pose_views": len(skipped), "depth_without_color": len(no_color),
+                "missing_label_views": len(missing_labels), "unmapped_raw_label_pixels": unmapped, **mesh_checks,
+            },
         }
         return PreparedSample(scene, split, arrays, attrs)
+
+    def _unmapped_pixels(self, scene: str, folder: Path, labels: np.ndarray | None) -> int:
+        """Pixels of the stored 2D labels whose raw id (not 0) the label map lacks; logs them."""
+        if labels is None:
+            return 0
+        ids, count = unmapped_raw_ids(labels, self.label_map)
+        if count:
+            log.warning(
+                "%s: %d label-filt pixels carry raw ids absent from %s %s; they count as unannotated",
+                folder / "label-filt", count, self.options.label_map, ids[:5],
+            )
+        return count
 
     def _load_views(self, folder: Path, frames: list[int], has_labels: bool, has_instances: bool) -> list[dict[str, np.ndarray | None]]:
         """Decode ``frames`` with ``options.threads`` threads; returns one :meth:`_load_view` dict per
@@ -288,7 +237,7 @@ class ScanNetAdapter:
         ``instance`` (H', W') uint16 (None where disabled or the file is absent)."""
         view: dict[str, np.ndarray | None] = {
             "color": read_color(folder / "color" / f"{frame}.jpg"),
-            "depth": read_png16(folder / "depth" / f"{frame}.png", "depth"),
+            "depth": read_png16(folder / "depth" / f"{frame}.png", "depth", sixteen_bit=True),
         }
         for enabled, key, name in ((has_labels, "label", "label-filt"), (has_instances, "instance", "instance-filt")):
             path = folder / name / f"{frame}.png"
@@ -333,26 +282,52 @@ def _check_views(folder: Path, frames: list[int], views: list[dict], intr: dict[
     return native_size, k_color, k_depth
 
 
-def _mesh_arrays(scene: str, folder: Path) -> dict[str, np.ndarray]:
+def _mesh_arrays(scene: str, folder: Path) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """The mesh's ``points/xyz`` (N, 3) float32, ``points/rgb`` (N, 3) uint8 and ``mesh/faces``
-    (F, 3) int32 where present, and ``points/label`` (N,) uint16 nyu40 from the labels ply if any."""
+    (F, 3) int32 where present, and ``points/label`` (N,) uint16 nyu40 from the labels ply if any;
+    with the counts ``mesh_without_faces``, ``mesh_without_colors`` (0/1) and ``labels_outside_nyu40``."""
     arrays: dict[str, np.ndarray] = {}
     mesh_path = folder / f"{scene}_vh_clean_2.ply"
     vertices, faces = read_ply_vertices(mesh_path)
     arrays["points/xyz"] = np.stack([vertices["x"], vertices["y"], vertices["z"]], axis=1).astype(np.float32)
     if all(c in vertices for c in ("red", "green", "blue")):
         arrays["points/rgb"] = np.stack([vertices["red"], vertices["green"], vertices["blue"]], axis=1).astype(np.uint8)
+    else:
+        log.warning("%s: vertices have no red/green/blue; the 3D network's colour input will be grey", mesh_path)
     if faces is not None:
         arrays["mesh/faces"] = faces
+    else:
+        log.warning("%s: no faces; project cannot drop back-facing points of this scene", mesh_path)
+    outside = 0
     label_path = folder / f"{scene}_vh_clean_2.labels.ply"
     if label_path.exists():
         labelled, _ = read_ply_vertices(label_path, need_label=True)
         if len(labelled["label"]) != len(vertices["x"]):
             raise InputFileError(label_path, f"has {len(labelled['label'])} vertices, the mesh {mesh_path.name} has {len(vertices['x'])}")
-        arrays["points/label"] = labelled["label"].astype(np.uint16)
+        label = np.asarray(labelled["label"])
+        if label.dtype.kind not in "iu" or label.min(initial=0) < 0 or label.max(initial=0) > 65535:
+            raise InputFileError(label_path, f"vertex labels must be non-negative integers (nyu40 ids), found {label.dtype}")
+        outside = int((label > NYU40_MAX).sum())
+        if outside:
+            log.warning("%s: %d vertices carry ids outside nyu40 (0-%d) %s; they are ignored in evaluation",
+                        label_path, outside, NYU40_MAX, np.unique(label[label > NYU40_MAX])[:5].tolist())
+        arrays["points/label"] = label.astype(np.uint16)
     if not np.all(np.isfinite(arrays["points/xyz"])):
         raise InputFileError(mesh_path, "vertex coordinates are not all finite")
-    return arrays
+    checks = {"labels_outside_nyu40": outside, "mesh_without_faces": int(faces is None),
+              "mesh_without_colors": int("points/rgb" not in arrays)}
+    return arrays, checks
+
+
+def _depth_without_color(scene: str, folder: Path, color_frames: set[int], frame_skip: int) -> list[int]:
+    """Selected frame numbers (multiples of ``frame_skip``) with ``depth/N.png`` but no
+    ``color/N.jpg``: frames are enumerated from ``color/``, so these are skipped; logged."""
+    depth = folder / "depth"
+    numbers = (int(p.stem) for p in depth.iterdir() if p.suffix == ".png" and p.stem.isdigit()) if depth.is_dir() else ()
+    missing = sorted(n for n in numbers if n % frame_skip == 0 and n not in color_frames)
+    if missing:
+        log.warning("%s: %d frames have depth but no colour image, skipped: %s", folder / "color", len(missing), missing[:10])
+    return missing
 
 
 def _common_size(folder: Path, frames: Sequence[int], arrays: Sequence[np.ndarray], ext: str, what: str) -> tuple[int, int]:

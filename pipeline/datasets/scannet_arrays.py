@@ -7,7 +7,7 @@ reads and checks the files, these stack what it read into the arrays named in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -80,3 +80,11 @@ def label_arrays(views: Sequence[dict], has_labels: bool, has_instances: bool, w
             ]
         )
     return arrays
+
+
+def unmapped_raw_ids(labels: np.ndarray, label_map: Mapping[int, int]) -> tuple[list[int], int]:
+    """Raw ids in ``labels`` (any shape, integer) that are neither 0 (unannotated) nor keys of
+    ``label_map`` → (those ids sorted, number of pixels carrying them)."""
+    ids, counts = np.unique(np.asarray(labels), return_counts=True)
+    unknown = [(int(i), int(c)) for i, c in zip(ids, counts) if i != 0 and int(i) not in label_map]
+    return [i for i, _ in unknown], sum(c for _, c in unknown)

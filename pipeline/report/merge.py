@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pipeline import input_checks
 from pipeline.errors import UserError
 from pipeline.metrics import accuracy, iou, labelled_only, mean_iou
 from pipeline.report.shard import _write_json
@@ -73,6 +74,7 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
         "nesting_order": first["nesting_order"],
         "backends": first.get("backends", {}),
         "ground_truth": has_gt,
+        "input_checks": input_checks.total(s.get("input_checks", {}) for s in shards),
         "coverage": {
             **coverage,
             "pixels_in_mask_fraction": coverage["pixels_in_mask"] / coverage["pixels"] if coverage["pixels"] else None,
@@ -85,6 +87,19 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
 
 def _pct(value: float | None) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def _input_check_lines(counts: dict[str, int]) -> list[str]:
+    """The Markdown section listing the inputs that prepare counted (docs/data-layout.md, Input checks)."""
+    found = {name: n for name, n in counts.items() if n}
+    lines = ["## Input checks", ""]
+    if not found:
+        return lines + ["No suspicious input counted.", ""]
+    actions = {c.name: (c.unit, c.action) for c in input_checks.COUNTED}
+    for name, n in found.items():
+        unit, action = actions.get(name, ("", ""))
+        lines.append(f"- `{name}`: {n} {unit}: {action}".rstrip(": "))
+    return lines + ["", "See docs/data-layout.md, *Input checks*.", ""]
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -106,6 +121,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- points with a refined label: {_pct(cov['points_labelled_fraction'])} %",
         f"- pixel-point pairs: {cov['pairs']}",
         "",
+        *_input_check_lines(report.get("input_checks", {})),
     ]
     evaluated = {name: s for name, s in report["stages"].items() if "miou" in s}
     if not evaluated:

@@ -124,6 +124,7 @@ def shard_report(
         "backends": {"clip": clip_store.attrs.get("backend"), "sam": sam_store.attrs.get("backend")},
         "samples": list(prep.samples),
         "coverage": coverage,
+        "input_checks": dict(prep.attrs.get("input_checks") or {}),
         "confusion": {key: m.tolist() for key, m in matrices.items()},
     }
     _write_json(out, result)

@@ -29,7 +29,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from pipeline.atomic import partial_path, remove_stale_partials, replace
+from pipeline.atomic import WRITE_ERRNOS, naming_output, output_error, prepare_parent, replace
 from pipeline.provenance import code_version
 from pipeline.stores.integrity import ALL_CHUNKS_KEY, CheckedArray, StoreDamaged, damaged, missing_chunks, shape_problem
 from pipeline.stores.registry import LAYOUT_VERSION, check_vocabulary, store_spec
@@ -74,10 +74,9 @@ class StoreWriter:
         self.attrs = {k: v for k, v in dict(attrs or {}).items() if k not in ROOT_KEYS}
         self.samples: list[str] = []
         self._store_level_written: set[str] = set()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(self.path)
-        self.tmp = partial_path(self.path)
-        self.root = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
+        self.tmp = prepare_parent(self.path)
+        with naming_output(self.path, any_oserror=True):
+            self.root = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
         self._closed = False
 
     def _write(self, group_path: str, spec: ArraySpec, data: np.ndarray) -> None:
@@ -153,8 +152,13 @@ class StoreWriter:
             "complete": True,
             ALL_CHUNKS_KEY: True,
         }
-        self.root.attrs.update(meta)
-        replace(self.tmp, self.path)
+        try:
+            with naming_output(self.path, any_oserror=True):
+                self.root.attrs.update(meta)
+                replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
         return self.path
 
@@ -171,6 +175,8 @@ class StoreWriter:
             self.commit()
         else:
             self.abort()
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+                raise output_error(self.path, exc) from exc
 
 
 class StoreReader:
