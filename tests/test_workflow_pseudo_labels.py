@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pipeline.stores import PSEUDO_LABEL_STORES
-from tests.workflow_helpers import snakemake_command, snakemake_env, tiny_demo_config
+from tests.workflow_helpers import report_tables, snakemake_command, snakemake_env, store_arrays, tiny_demo_config
 
 pytestmark = pytest.mark.slow
 
@@ -37,28 +37,7 @@ def snakemake(workdir: Path, *args: str) -> str:
 
 
 def arrays(workdir: Path) -> dict[str, np.ndarray]:
-    """Every array of every stage store (no metadata), keyed by stage/shard/sample/array."""
-    from pipeline.stores import StoreReader
-    from tests.factory import sample_arrays
-
-    out = {}
-    for stage in STAGES:
-        for store in sorted((workdir / "results" / stage).glob("*.zarr")):
-            reader = StoreReader(store)
-            for sample in reader.samples:
-                for name, data in sample_arrays(reader, sample).items():
-                    out[f"{stage}/{store.name}/{sample}/{name}"] = data
-    return out
-
-
-def report_tables(workdir: Path) -> dict:
-    import json
-
-    out = {}
-    for path in sorted((workdir / "results" / "reports" / "pseudo_labels").glob("*.json")):
-        data = json.loads(path.read_text())
-        out[path.name] = {k: v for k, v in data.items()}
-    return out
+    return store_arrays(workdir, STAGES)
 
 
 @pytest.fixture(scope="module")
