@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pipeline.stores import PSEUDO_LABEL_STORES
-from tests.workflow_helpers import snakemake_command, snakemake_env, store_arrays, tiny_demo_config
+from tests.workflow_helpers import report_tables, snakemake_command, snakemake_env, store_arrays, tiny_demo_config
 
 pytestmark = pytest.mark.slow
 
@@ -39,16 +39,6 @@ def snakemake(workdir: Path, *args: str) -> str:
 def arrays(workdir: Path) -> dict[str, np.ndarray]:
     """Every array of every stage store (no metadata), keyed by stage/shard/sample/array."""
     return store_arrays(workdir, STAGES)
-
-
-def report_tables(workdir: Path) -> dict:
-    import json
-
-    out = {}
-    for path in sorted((workdir / "results" / "reports" / "pseudo_labels").glob("*.json")):
-        data = json.loads(path.read_text())
-        out[path.name] = {k: v for k, v in data.items()}
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -41,17 +42,27 @@ def snakemake_env() -> dict:
     return dict(os.environ, PYTHONPATH=str(REPO))
 
 
-def store_arrays(workdir: Path, stages: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Every array of every store of ``stages`` under ``workdir/results`` (no metadata), keyed by
-    stage/store/sample/array."""
-    from pipeline.stores import StoreReader
+def store_arrays(workdir: Path, stages: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Every array of every store of ``stages`` (default: prepared and the pseudo-label stores)
+    under ``workdir``/results, metadata excluded, keyed by stage/store/sample/array (store-level
+    arrays under the sample name ``_store``): what two runs must agree on, array by array."""
+    from pipeline.stores import PSEUDO_LABEL_STORES, StoreReader
     from tests.factory import sample_arrays
 
     out = {}
-    for stage in stages:
+    for stage in stages or ("prepared", *PSEUDO_LABEL_STORES):
         for store in sorted((workdir / "results" / stage).glob("*.zarr")):
             reader = StoreReader(store)
             for sample in reader.samples:
                 for name, data in sample_arrays(reader, sample).items():
                     out[f"{stage}/{store.name}/{sample}/{name}"] = data
+            for spec in reader.spec.store_arrays:
+                if reader.has_store_array(spec.path):
+                    out[f"{stage}/{store.name}/_store/{spec.path}"] = reader.read_store_array(spec.path)
     return out
+
+
+def report_tables(workdir: Path) -> dict[str, dict]:
+    """The pseudo-label report's per-split JSON tables under ``workdir``/results, by file name."""
+    folder = workdir / "results" / "reports" / "pseudo_labels"
+    return {path.name: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}

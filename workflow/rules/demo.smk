@@ -29,6 +29,10 @@ if DEMO["enabled"] and NUSCENES:
 
 if DEMO["enabled"] and not NUSCENES:
 
+    # Writes two small text files: on a cluster it runs on the submit host, not as a SLURM job.
+    localrules:
+        demo_meta,
+
     rule demo_scene:
         """Generate one procedural scene in the ScanNet export format (deterministic by seed)."""
         output:

@@ -3,6 +3,10 @@
 
 REPORT_DIR = f"{RESULTS}/reports/pseudo_labels"
 
+# Merging a split's shard matrices takes a second: on a cluster it runs on the submit host.
+localrules:
+    report_split,
+
 
 rule report_shard:
     """One shard's confusion matrices (raw/refined pixels and points), coverage and overlays."""
