@@ -9,11 +9,18 @@ Ground-truth IGNORE is not counted. Unlabelled predictions count as misses of th
 so a labelling that abstains is not rewarded; :func:`labelled_only` drops that column to
 measure the labels that were given. Matrices of a split are summed before any IoU is taken
 (one confusion matrix per split; per-scene IoUs are never averaged).
+
+Class set: every mIoU averages the classes present in the split's ground truth, and every row of
+one table averages the same set (:func:`comparable`), whatever each row predicts. Classes absent
+from the ground truth are shown as "absent", not 0.0. The official evaluators (ScanNet's script,
+the nuScenes devkit) average the classes in ground truth *or* predicted, so a row that predicts an
+absent class gets a 0 there; that mean (:func:`mean_iou_gt_or_pred`) is recorded beside ours and
+shown where it differs. On the full ScanNet val set every class is present and the two agree.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -50,34 +57,98 @@ def iou(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def mean_iou(matrix: np.ndarray) -> float:
-    """Mean of :func:`iou` over classes present in ground truth or prediction (NaN if none)."""
+def present_in_truth(*matrices: np.ndarray) -> np.ndarray:
+    """(K,) bool: classes with at least one ground-truth element in any of the (K, K + 1) or (K, K)
+    ``matrices``: the class set every row of one table averages over (:data:`CLASS_SET`)."""
+    if not matrices:
+        raise ValueError("no confusion matrix given")
+    return np.any([np.asarray(m).sum(axis=1) > 0 for m in matrices], axis=0)
+
+
+CLASS_SET = "classes present in the split's ground truth"
+"""What every mIoU of the project averages over, the same set for every row of a table."""
+
+OFFICIAL = "classes in ground truth or predicted (ScanNet's script, the nuScenes devkit)"
+"""The official evaluators' mean (:func:`mean_iou_gt_or_pred`), shown beside ours where it differs."""
+
+
+def mean_iou(matrix: np.ndarray, classes: np.ndarray | None = None) -> float:
+    """Mean of :func:`iou` over ``classes`` ((K,) bool; default: :func:`present_in_truth` of
+    ``matrix``). A class of the set that this matrix neither holds nor predicts counts 0 (possible
+    when the set comes from other rows, e.g. labelled-only rows); NaN if the set is empty."""
+    values = iou(matrix)
+    chosen = present_in_truth(matrix) if classes is None else np.asarray(classes, dtype=bool)
+    if not chosen.any():
+        return float("nan")
+    return float(np.nan_to_num(values[chosen], nan=0.0).mean())
+
+
+def mean_iou_gt_or_pred(matrix: np.ndarray) -> float:
+    """The official evaluators' mIoU: nan-aware mean of :func:`iou` over the classes in ground truth
+    *or* predicted, so a predicted class absent from the ground truth adds a 0 (NaN if none)."""
     values = iou(matrix)
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")
 
 
-def summary(matrix: np.ndarray, class_names: Sequence[str]) -> dict:
-    """mIoU (mean over classes with a defined IoU), overall accuracy, per-class IoU and counts of a
-    (K, K + 1) matrix, as JSON-ready values."""
+def summary(matrix: np.ndarray, class_names: Sequence[str], classes: np.ndarray | None = None) -> dict:
+    """JSON-ready metrics of a (K, K + 1) matrix: ``miou`` over ``classes`` ((K,) bool; default the
+    classes present in this matrix's ground truth), listed in ``class_set``; ``miou_gt_or_pred``
+    (the official evaluators' mean); overall accuracy; per-class IoU (None where undefined) and
+    ground-truth counts."""
     values = iou(matrix)
+    chosen = present_in_truth(matrix) if classes is None else np.asarray(classes, dtype=bool)
     return {
-        "miou": mean_iou(matrix),
+        "miou": mean_iou(matrix, chosen),
+        "miou_gt_or_pred": mean_iou_gt_or_pred(matrix),
+        "class_set": [name for name, keep in zip(class_names, chosen) if keep],
         "accuracy": accuracy(matrix),
-        "classes_evaluated": int(np.isfinite(values).sum()),
+        "classes_evaluated": int(chosen.sum()),
         "elements": int(np.asarray(matrix).sum()),
         "iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, values)},
         "gt_count": {name: int(c) for name, c in zip(class_names, np.asarray(matrix).sum(axis=1))},
     }
 
 
-def markdown_table(rows: dict[str, dict], class_names: Sequence[str]) -> str:
-    """Per-class IoU table (percent) of :func:`summary` results, one row each, classes as columns."""
-    head = "| result | mIoU | " + " | ".join(class_names) + " |"
-    sep = "|---|---|" + "---|" * len(class_names)
-    lines = [head, sep]
+def comparable(matrices: Mapping[str, np.ndarray], class_names: Sequence[str]) -> dict[str, dict]:
+    """:func:`summary` of each row (name → (K, K + 1) matrix), all over one class set: the classes
+    present in the ground truth of any of the rows (rows of one table share a split)."""
+    chosen = present_in_truth(*matrices.values())
+    return {name: summary(m, class_names, chosen) for name, m in matrices.items()}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or np.isnan(value) else f"{100 * value:.1f}"
+
+
+def markdown_table(rows: Mapping[str, dict], class_names: Sequence[str], unit: str = "elements",
+                   extra: Sequence[tuple[str, str]] = ()) -> str:
+    """Two Markdown tables of :func:`comparable` rows (which must share ``class_set``): one line per
+    row (mIoU over the set, the official mean where it differs, the ``extra`` (header, key) values
+    as percent, accuracy), then one line per class with the first row's ground-truth count of
+    ``unit`` and each row's IoU in percent, "absent" for classes outside the set (absent from the
+    ground truth)."""
+    if not rows:
+        return ""
+    sets = {tuple(r["class_set"]) for r in rows.values()}
+    if len(sets) > 1:
+        raise ValueError(f"rows average different class sets: {sorted(sets)}")
+    chosen = next(iter(sets))
+    official = any(_pct(r["miou"]) != _pct(r["miou_gt_or_pred"]) for r in rows.values())
+    missing = [c for c in class_names if c not in chosen]
+    lines = [f"Every row averages the same {len(chosen)} class{'' if len(chosen) == 1 else 'es'}, the {CLASS_SET}"
+             + (f"; absent: {', '.join(missing)}." if missing else " (all of them)."),
+             *([f"*mIoU, GT ∪ predicted*: averaged over {OFFICIAL}; a predicted absent class adds a 0."] if official else []),
+             "", f"| result | mIoU ({len(chosen)} classes) |" + (" mIoU, GT ∪ predicted |" if official else "")
+             + "".join(f" {header} |" for header, _ in extra) + " accuracy |",
+             "|---|---|" + ("---|" if official else "") + "---|" * len(extra) + "---|"]
     for name, res in rows.items():
-        cells = [("–" if res["iou"][c] is None else f"{100 * res['iou'][c]:.1f}") for c in class_names]
-        lines.append(f"| {name} | {100 * res['miou']:.1f} | " + " | ".join(cells) + " |")
+        cells = ([res["miou_gt_or_pred"]] if official else []) + [res[key] for _, key in extra]
+        lines.append(f"| {name} | {_pct(res['miou'])} |" + "".join(f" {_pct(v)} |" for v in cells) + f" {_pct(res['accuracy'])} |")
+    first = next(iter(rows.values()))
+    lines += ["", f"| class | ground truth ({unit}) | " + " | ".join(rows) + " |", "|---|---|" + "---|" * len(rows)]
+    for c in class_names:
+        cells = [("absent" if c not in chosen else _pct(r["iou"][c] if r["iou"][c] is not None else 0.0)) for r in rows.values()]
+        lines.append(f"| {c} | {first['gt_count'][c]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.metrics import confusion, iou, mean_iou
+from pipeline.metrics import confusion, iou, mean_iou, mean_iou_gt_or_pred
 from pipeline.vocab import IGNORE
 from tests.nuscenes_fixture import FINE_CLASSES
 
@@ -117,8 +117,9 @@ def test_official_iou_equals_ours():
     ours, official = iou(matrix), lidarseg_official_iou(matrix)
     assert np.array_equal(np.isnan(ours), np.isnan(official)) and np.isnan(ours).sum() == 11  # all but 0 3 5 10 12 absent
     assert np.allclose(ours[~np.isnan(ours)], official[~np.isnan(official)], rtol=0, atol=1e-7)
-    assert lidarseg_official_miou(matrix) == pytest.approx(mean_iou(matrix), abs=1e-7)
+    assert lidarseg_official_miou(matrix) == pytest.approx(mean_iou_gt_or_pred(matrix), abs=1e-7)
     assert official[12] == 0.0  # predicted, never true: IoU 0, averaged (as the devkit)
+    assert mean_iou(matrix) == pytest.approx(np.mean(ours[[0, 3, 5, 10]]))  # ours: the classes in ground truth only
     assert np.isnan(lidarseg_official_miou(np.zeros((16, 17), np.int64)))
     big = np.zeros((16, 17), np.int64)  # counts past 2**24: the devkit's float32 union rounds
     big[0, 0], big[0, 1] = 2**25 + 1, 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.report.merge import markdown, merge_reports
-from pipeline.metrics import accuracy, confusion, iou, labelled_only, mean_iou
+from pipeline.metrics import accuracy, comparable, confusion, iou, labelled_only, markdown_table, mean_iou, present_in_truth, summary
 from pipeline.vocab import IGNORE
 
 
@@ -55,3 +55,47 @@ def test_merge_pools_matrices(tmp_path):
     assert "miou" not in report["stages"]["points: CLIP"]  # no point ground truth
     text = markdown(report)
     assert "pixels: refined (part)" in text and "| a |" in text
+
+
+def test_rows_of_one_table_average_the_same_classes_whatever_they_predict():
+    # ground truth holds classes a, b; row "wild" also predicts c and d, which the truth lacks
+    gt = np.array([0, 0, 1, 1], np.uint8)
+    wild = confusion(gt, np.array([0, 2, 1, 3], np.uint8), 4)
+    tame = confusion(gt, np.array([0, 0, 1, 0], np.uint8), 4)
+    abstains = confusion(np.where(np.array([1, 0, 1, 1], bool), gt, IGNORE).astype(np.uint8), np.array([0, 0, 1, 1], np.uint8), 4)
+    rows = comparable({"wild": wild, "tame": tame, "abstains": abstains}, list("abcd"))
+    assert {tuple(r["class_set"]) for r in rows.values()} == {("a", "b")}
+    assert rows["wild"]["miou"] == pytest.approx((1 / 2 + 1 / 2) / 2)  # c and d do not enter the mean
+    assert rows["wild"]["miou_gt_or_pred"] == pytest.approx((1 / 2 + 1 / 2 + 0 + 0) / 4)  # the official evaluators' mean
+    assert rows["tame"]["miou"] == pytest.approx((2 / 3 + 1 / 2) / 2) == rows["tame"]["miou_gt_or_pred"]
+    text = markdown_table(rows, list("abcd"), "points")
+    assert "same 2 classes" in text and "absent: c, d" in text and "GT ∪ predicted" in text
+    lines = {line.split(" | ")[0]: line for line in text.splitlines()}
+    assert lines["| c"] == "| c | 0 | absent | absent | absent |"  # not 0.0
+    assert lines["| a"].startswith("| a | 2 | 50.0 |")  # ground-truth count column
+    assert "| wild | 50.0 | 25.0 |" in text
+    mixed = {"wild": summary(wild, list("abcd")), "odd": summary(confusion(np.array([2], np.uint8), np.array([2], np.uint8), 4), list("abcd"))}
+    with pytest.raises(ValueError, match="different class sets"):
+        markdown_table(mixed, list("abcd"))
+
+
+def test_a_class_of_the_set_missing_from_one_rows_truth_counts_zero():
+    # the labelled-only row lost class b entirely (all its elements unlabelled): b scores 0, not skipped
+    full = confusion(np.array([0, 1], np.uint8), np.array([0, IGNORE], np.uint8), 2)
+    labelled = labelled_only(confusion(np.array([0, IGNORE], np.uint8), np.array([0, IGNORE], np.uint8), 2))
+    assert mean_iou(labelled) == 1.0  # alone, over its own truth
+    assert mean_iou(labelled, present_in_truth(full)) == 0.5
+
+
+def test_report_stages_of_a_domain_share_the_class_set(tmp_path):
+    # CLIP predicts class b, which the split's truth lacks; refined does not
+    a = _shard(tmp_path, "val-000", [0, 0, 0, 0], [0, 1, 0, 1])
+    data = json.loads(a.read_text())
+    data["confusion"]["pixels.refined"] = confusion(np.zeros(4, np.uint8), np.zeros(4, np.uint8), 2).tolist()
+    a.write_text(json.dumps(data))
+    report = merge_reports([a], "val")
+    clip, refined = report["stages"]["pixels: CLIP"], report["stages"]["pixels: refined (part)"]
+    assert report["class_sets"] == {"pixels": ["a"]}
+    assert clip["miou"] == pytest.approx(0.5) and clip["miou_gt_or_pred"] == pytest.approx(0.25) and refined["miou"] == 1.0
+    text = markdown(report)
+    assert "| b | 0 | absent | absent | absent |" in text and "same 1 class," in text

@@ -31,9 +31,9 @@ def test_rows_share_stage1_only_when_their_stage1_and_predict_settings_match():
         AblationRuns(validate({"ablation": {"presets": ["nope.yaml"]}}), search=[REPO]).row_config("nope", 0)
 
 
-def _metrics(folder: Path, stage: str, miou2d: float, miou3d: float) -> str:
+def _metrics(folder: Path, stage: str, miou2d: float, miou3d: float, classes=("wall", "floor")) -> str:
     folder.mkdir(parents=True)
-    results = {"2d": {"miou": miou2d}, "3d": {"miou": miou3d}, "pseudo2d": {"miou": 0.3}, "pseudo3d": {"miou": 0.25}}
+    results = {"2d": {"miou": miou2d}, "3d": {"miou": miou3d, "class_set": list(classes)}, "pseudo2d": {"miou": 0.3}, "pseudo3d": {"miou": 0.25}}
     (folder / "metrics.json").write_text(json.dumps({"checkpoint": {"stage": stage}, "splits": ["val"], "results": results}))
     return str(folder)
 
@@ -50,6 +50,10 @@ def test_table_reports_mean_spread_and_range_per_row(tmp_path):
     assert "| a | stage1 | 20.0 ± 10.0 (10.0–30.0) | 20.0 ± 0.0 (20.0–20.0) |" in text and "pseudo-labels" in text
     with pytest.raises(Exception, match="different seeds"):
         write_table(runs[:5], [], tmp_path / "u.md", tmp_path / "u.json")
+    assert table["class_sets"] == {"3d": ["wall", "floor"]} and "same classes" in text and "3D: 2" in text
+    odd = runs[:5] + [f"b:2:{_metrics(tmp_path / 'odd', 'stage2', 0.5, 0.6, classes=('wall',))}"]
+    with pytest.raises(Exception, match="different class sets"):
+        write_table(odd, [], tmp_path / "v.md", tmp_path / "v.json")
 
 
 def _config(presets, seeds):

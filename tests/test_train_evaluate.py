@@ -10,6 +10,7 @@ import pytest
 from pipeline.stores import StoreReader
 from pipeline.vocab import IGNORE, benchmark
 from pipeline.metrics import confusion, iou, summary
+from tests.train_synthetic import CLASSES
 
 BENCH = benchmark("scannet20")
 
@@ -86,6 +87,56 @@ def test_evaluate_perfect_predictions_score_100(trained, monkeypatch, tmp_path):
     lines = (tmp_path / "out" / "benchmark" / "scene0000_00.txt").read_text().splitlines()
     assert len(lines) == 200 and set(lines) <= {str(i) for i in BENCH.raw_ids}
     assert (tmp_path / "out" / "ply" / "scene0001_00.ply").is_file() and "| 3D network | 100.0 |" in (tmp_path / "out" / "metrics.md").read_text()
+
+
+def test_every_row_of_a_table_averages_the_classes_present_in_ground_truth(trained, monkeypatch, tmp_path):
+    """Networks that also predict a class the split's ground truth lacks: every 3D row (network,
+    pseudo-labels, labelled-only rows) and every 2D row averages the same classes, those present in
+    that modality's ground truth; the absent class reads "absent" and only the official mean drops."""
+    import train.evaluate as ev
+
+    data, final, _ = trained
+    truth = data["truth"]
+    names = list(BENCH.class_names)
+    present = sorted({int(c) for t in truth.values() for c in np.unique(t["classes"])})
+    stray = next(c for c in range(BENCH.n_classes) if c not in present and c not in set(CLASSES))
+    order = iter(sorted(truth))
+    current = {}
+
+    def points_with_stray(net3d, xyz, *args, **kwargs):
+        current["sid"] = next(order)
+        pred = truth[current["sid"]]["classes"].copy()
+        pred[::4] = stray
+        return pred
+
+    def views_with_stray(net2d, images, input_size, output_size=None, device=None, batch=4):
+        views = truth[current["sid"]]["views"]["image"]
+        v = next(v for v in range(len(views)) if np.array_equal(views[v], images[0]))
+        pred = truth[current["sid"]]["gt2d"][v:v + 1].copy()
+        pred[:, ::3] = stray
+        return pred
+
+    monkeypatch.setattr(ev, "predict_points", points_with_stray)
+    monkeypatch.setattr(ev, "predict_views", views_with_stray)
+    stores = data["stores"]
+    metrics = ev.evaluate(final, {r: stores[r] for r in ("prepared", "refined", "points", "sam")}, tmp_path / "out")
+    res = metrics["results"]
+    assert set(res) == set(ev.ROW_LABELS)
+    for _, _, keys in ev.MODALITIES.values():
+        expected = [names[c] for c in range(BENCH.n_classes) if res[keys[0]]["gt_count"][names[c]] > 0]
+        assert names[stray] not in expected and expected
+        for key in keys:
+            assert res[key]["class_set"] == expected, key
+            chosen = [res[key]["iou"][c] or 0.0 for c in expected]
+            assert res[key]["miou"] == pytest.approx(np.mean(chosen)), key
+    assert set(res["3d"]["class_set"]) == {names[c] for c in present}
+    # the stray class costs the network under the official evaluators' mean only
+    assert res["3d"]["miou_gt_or_pred"] < res["3d"]["miou"] and res["3d"]["iou"][names[stray]] == 0.0
+    text = (tmp_path / "out" / "metrics.md").read_text()
+    assert text.count(f"same {len(res['3d']['class_set'])} classes") >= 1 and "## 3D" in text and "## 2D" in text
+    stray_rows = [line for line in text.splitlines() if line.startswith(f"| {names[stray]} |")]
+    assert len(stray_rows) == 2 and all(line.endswith("| absent |") and "0.0" not in line for line in stray_rows)
+    assert "mIoU, GT ∪ predicted" in text
 
 
 @pytest.mark.parametrize("tie_break", ["nearest", "lowest"])

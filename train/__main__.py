@@ -88,7 +88,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     res = metrics["results"]
     for key in ("3d", "2d"):
         if key in res:
-            print(f"{key} mIoU {100 * res[key]['miou']:.1f}")
+            print(f"{key} mIoU {100 * res[key]['miou']:.1f} (over the {res[key]['classes_evaluated']} classes present in ground truth)")
     if "miou_official" in res.get("3d", {}):
         print(f"3d mIoU (nuScenes lidarseg evaluator's rule) {100 * res['3d']['miou_official']:.1f}")
     return 0

@@ -4,7 +4,9 @@ The runs themselves are Snakemake jobs (``snakemake ablation``, workflow/rules/a
 every row (a config preset) × seed runs stage 1, predict, stage 2 and evaluate through the
 training rules, with Snakemake's rerun triggers. This module only reads their ``metrics.json``:
 2D and 3D mIoU of each run's final checkpoint as mean ± sample standard deviation and min-max
-over seeds, plus the pipeline's pseudo-labels on the same samples as the reference row.
+over seeds, plus the pipeline's pseudo-labels on the same samples as the reference row. Every
+run is scored on the same split, so every row averages the same classes (those present in the
+split's ground truth); a run whose class set differs from the others' is refused.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def build_table(runs: Sequence[str], presets: Sequence[str] = ()) -> dict:
     parsed = _parse_runs(runs)
     preset_files = dict(item.split(":", 1) for item in presets if ":" in item)
     rows, reference, splits = {}, {}, set()
+    class_sets: dict[str, set[tuple[str, ...]]] = {"2d": set(), "3d": set()}
     seeds_of_rows = {tuple(sorted(s)) for s in parsed.values()}
     if len(seeds_of_rows) > 1:
         raise UserError(f"rows were run with different seeds {sorted(seeds_of_rows)}; every row needs the same seeds")
@@ -59,6 +62,10 @@ def build_table(runs: Sequence[str], presets: Sequence[str] = ()) -> dict:
         per_seed = [json.loads(path.read_text()) for _, path in sorted(by_seed.items())]
         results = [m["results"] for m in per_seed]
         splits.update(s for m in per_seed for s in m.get("splits", []))
+        for r in results:
+            for key, sets in class_sets.items():
+                if "class_set" in r.get(key, {}):
+                    sets.add(tuple(r[key]["class_set"]))
         rows[row] = {
             "preset": preset_files.get(row),
             "seeds": sorted(by_seed),
@@ -68,7 +75,11 @@ def build_table(runs: Sequence[str], presets: Sequence[str] = ()) -> dict:
         }
         if not reference:
             reference = {k: 100 * results[0][k]["miou"] for k in ("pseudo2d", "pseudo3d", "pseudo2d_all", "pseudo3d_all") if k in results[0]}
-    return {"rows": rows, "pseudo_labels": reference, "splits": sorted(splits)}
+    for key, sets in class_sets.items():
+        if len(sets) > 1:
+            raise UserError(f"{key} mIoU of the runs averages different class sets {sorted(sets)}: were they evaluated on the same split?")
+    return {"rows": rows, "pseudo_labels": reference, "splits": sorted(splits),
+            "class_sets": {key: list(next(iter(sets))) for key, sets in class_sets.items() if sets}}
 
 
 def markdown(table: dict) -> str:
@@ -76,7 +87,8 @@ def markdown(table: dict) -> str:
     seeds = next(iter(table["rows"].values()))["seeds"] if table["rows"] else []
     lines = [
         f"Seeds {seeds}; mIoU in percent on {', '.join(table['splits']) or '?'}, final checkpoints; "
-        "mean ± sample std (min–max).",
+        "mean ± sample std (min–max). Every row averages the same classes, those present in the split's ground truth"
+        + "".join(f"; {key.upper()}: {len(names)}" for key, names in table.get("class_sets", {}).items()) + ".",
         "",
         "| row | final stage | 2D mIoU | 3D mIoU |",
         "|---|---|---|---|",

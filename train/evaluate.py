@@ -3,8 +3,10 @@
 3D: every original point (voxel predictions mapped back through the voxelisation's inverse).
 2D: every view with ground truth, at the working resolution of the ground truth (logits
 bilinearly resized from the network's label-resolution input). One confusion matrix per
-modality over the whole split; per-class IoU, mIoU (mean over classes present in ground truth
-or predictions), accuracy. No test-time augmentation. The pipeline's own pseudo-labels on the
+row over the whole split; per-class IoU, mIoU, accuracy. Every row of a modality's table
+averages the same classes, those present in the split's ground truth of that modality
+(:func:`pipeline.metrics.comparable`); the official evaluators' mean (classes in ground truth or
+predicted) is recorded as ``miou_gt_or_pred`` and shown beside it where it differs. No test-time augmentation. The pipeline's own pseudo-labels on the
 same samples are scored too when their stores are given, as the reference rows:
 ``pseudo-labels (labelled only)`` skips elements the pipeline left unlabelled (the harder bar);
 ``pseudo-labels (all)`` counts them as misses; ``3D network (pseudo-labelled points only)``
@@ -32,7 +34,7 @@ import numpy as np
 
 from pipeline.atomic import atomic_write_text
 from pipeline.images import read_view_images, resize_labels
-from pipeline.metrics import confusion, markdown_table, summary
+from pipeline.metrics import CLASS_SET, comparable, confusion, markdown_table
 from pipeline.stores import StoreError, StoreReader, shard_of
 from pipeline.vocab import IGNORE, benchmark, prepared_ground_truth_luts
 from train.engine.checkpoint import load_for_inference
@@ -65,6 +67,13 @@ ROW_LABELS: dict[str, str] = {
     "2d": "2D network", "pseudo2d": "2D pseudo-labels (labelled only)", "pseudo2d_all": "2D pseudo-labels (all)",
 }
 """Result key → row name of the tables; one confusion matrix each, over the whole split."""
+
+MODALITIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "3d": ("3D (every point)", "points", ("3d", "3d_labelled", "pseudo3d", "pseudo3d_all")),
+    "2d": ("2D (every view with ground truth)", "pixels", ("2d", "pseudo2d", "pseudo2d_all")),
+}
+"""Modality → (table title, ground-truth unit, result keys): one table each, one class set each;
+the first key's ground truth is the full split's (its counts head the per-class table)."""
 
 
 @dataclass
@@ -193,10 +202,20 @@ class Evaluation:
         by_split = ", ".join(f"{split} {100 * v:.1f}" for split, v in res["miou_official_by_split"].items())
         return f"\n3D mIoU as the nuScenes lidarseg devkit scores it: {100 * res['miou_official']:.1f} ({by_split}).\n"
 
+    def results(self) -> dict[str, dict]:
+        """Result key → summary, every row of a modality over that modality's one class set."""
+        names = list(self.bench.class_names)
+        results: dict[str, dict] = {}
+        for _, _, keys in MODALITIES.values():
+            rows = {k: self.conf[k] for k in keys if self.conf[k].sum() > 0}
+            if rows:
+                results.update(comparable(rows, names))
+        return results
+
     def write(self) -> dict:
         """Write metrics.json, confusion_{3d,2d}.json and metrics.md; returns the metrics dict."""
         names, meta = list(self.bench.class_names), self.meta
-        results = {key: summary(c, names) for key, c in self.conf.items() if c.sum() > 0}
+        results = self.results()
         official = self.write_lidarseg(results)
         metrics = {
             "checkpoint": {"path": str(self.checkpoint), "stage": meta["stage"], "step": meta["step"], "final": Path(self.checkpoint).name == "final.pt"},
@@ -206,19 +225,23 @@ class Evaluation:
             "views_with_gt": self.views_with_gt,
             "transductive": bool(meta.get("transductive", False)),
             "tta": False,
+            "class_set": CLASS_SET,
             "results": results,
         }
         _write_json(self.out / "metrics.json", metrics)
         for key in ("3d", "2d"):
             _write_json(self.out / f"confusion_{key}.json",
                         {"classes": names, "rows": "ground truth", "columns": names + ["<ignore>"], "matrix": self.conf[key].tolist()})
-        rows = {ROW_LABELS[key]: res for key, res in results.items()}
         text = (
             f"# Evaluation: {meta['stage']} final checkpoint (step {meta['step']})\n\n"
             f"Splits {metrics['splits']}, {self.samples} samples, {self.views_with_gt} views with ground truth; transductive: "
-            f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n\n" + markdown_table(rows, names) + official
+            f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n"
         )
-        atomic_write_text(self.out / "metrics.md", text)
+        for title, unit, keys in MODALITIES.values():
+            rows = {ROW_LABELS[k]: results[k] for k in keys if k in results}
+            if rows:
+                text += f"\n## {title}\n\n" + markdown_table(rows, names, unit)
+        atomic_write_text(self.out / "metrics.md", text + official)
         return metrics
 
 

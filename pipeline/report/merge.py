@@ -1,7 +1,8 @@
 """One split's quality report from its shards' JSON files: JSON, Markdown and a PNG of bars.
 
 The shards' confusion matrices are summed first; every IoU is computed from the split's
-matrix (never an average of per-scene or per-shard IoUs).
+matrix (never an average of per-scene or per-shard IoUs). Every stage of a domain (pixels,
+points) averages the same classes, those present in the split's ground truth of that domain.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from pipeline import input_checks
 from pipeline.errors import UserError
-from pipeline.metrics import accuracy, iou, labelled_only, mean_iou
+from pipeline.metrics import CLASS_SET, accuracy, iou, labelled_only, markdown_table, mean_iou, mean_iou_gt_or_pred, present_in_truth
 from pipeline.report.shard import _write_json
 
 
@@ -51,18 +52,26 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
     coverage = {key: sum(s["coverage"][key] for s in shards) for key in first["coverage"]}
     has_gt = {key: any(s["ground_truth"][key] for s in shards) for key in first["ground_truth"]}
     names = stage_names(first["nesting_order"], first["alt_nesting_order"])
+    matrices = {key: np.sum([np.asarray(s["confusion"][key], dtype=np.int64) for s in shards], axis=0) for key in first["confusion"]}
+    class_sets = {}
+    for domain in has_gt:
+        domain_matrices = [m for key, m in matrices.items() if key.split(".")[0] == domain]
+        if has_gt[domain] and domain_matrices and any(m.sum() for m in domain_matrices):
+            class_sets[domain] = present_in_truth(*domain_matrices)
     summary: dict[str, Any] = {}
-    for key in first["confusion"]:
-        matrix = np.sum([np.asarray(s["confusion"][key], dtype=np.int64) for s in shards], axis=0)
+    for key, matrix in matrices.items():
         domain = key.split(".")[0]
         entry: dict[str, Any] = {"key": key, "confusion": matrix.tolist()}
-        if has_gt[domain] and matrix.sum() > 0:
+        if domain in class_sets and matrix.sum() > 0:
+            chosen = class_sets[domain]
             entry.update(
-                miou=mean_iou(matrix),
+                miou=mean_iou(matrix, chosen),
+                miou_gt_or_pred=mean_iou_gt_or_pred(matrix),
                 iou=_nan_to_none(iou(matrix)),
                 accuracy=accuracy(matrix),
-                miou_labelled=mean_iou(labelled_only(matrix)),
+                miou_labelled=mean_iou(labelled_only(matrix), chosen),
                 evaluated=int(matrix.sum()),
+                gt_count=[int(c) for c in matrix.sum(axis=1)],
             )
         summary[names[key]] = entry
     return {
@@ -74,6 +83,8 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
         "nesting_order": first["nesting_order"],
         "backends": first.get("backends", {}),
         "ground_truth": has_gt,
+        "class_set": CLASS_SET,
+        "class_sets": {d: [n for n, keep in zip(first["class_names"], c) if keep] for d, c in class_sets.items()},
         "input_checks": input_checks.total(s.get("input_checks", {}) for s in shards),
         "coverage": {
             **coverage,
@@ -112,7 +123,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"backends: CLIP `{report['backends'].get('clip')}`, SAM `{report['backends'].get('sam')}`; "
         f"refinement nesting order `{report['nesting_order']}`.",
         "IoU from one confusion matrix per split. *mIoU* counts unlabelled predictions (ignore, unseen points) as "
-        "misses; *mIoU labelled* only scores elements that got a label.",
+        "misses; *mIoU labelled* only scores elements that got a label. Every stage of a domain averages the same "
+        "classes, those present in the split's ground truth; classes absent from it read *absent*.",
         "",
         "## Coverage",
         "",
@@ -127,14 +139,23 @@ def markdown(report: dict[str, Any]) -> str:
     if not evaluated:
         lines += ["No ground truth: no IoU.", ""]
         return "\n".join(lines)
-    lines += ["## mIoU per stage", "", "| stage | mIoU | mIoU labelled | accuracy | evaluated |", "|---|---|---|---|---|"]
-    for name, s in evaluated.items():
-        lines.append(f"| {name} | {_pct(s['miou'])} | {_pct(s['miou_labelled'])} | {_pct(s['accuracy'])} | {s['evaluated']} |")
-    lines += ["", "## Per-class IoU (%)", "", "| class | " + " | ".join(evaluated) + " |", "|---" * (len(evaluated) + 1) + "|"]
-    for c, name in enumerate(report["class_names"]):
-        lines.append(f"| {name} | " + " | ".join(_pct(s["iou"][c]) for s in evaluated.values()) + " |")
-    lines.append("")
+    names = report["class_names"]
+    for domain, chosen in report.get("class_sets", {}).items():
+        rows = {name: _as_summary(s, names, chosen) for name, s in evaluated.items() if s["key"].split(".")[0] == domain}
+        if rows:
+            total = next(iter(rows.values()))["elements"]
+            lines += [f"## {domain.capitalize()}: mIoU per stage and per-class IoU (%)", "",
+                      markdown_table(rows, names, f"{domain}, {total} in all", extra=(("mIoU labelled", "miou_labelled"),))]
     return "\n".join(lines)
+
+
+def _as_summary(stage: dict[str, Any], class_names: Sequence[str], class_set: Sequence[str]) -> dict[str, Any]:
+    """A report stage entry in :func:`pipeline.metrics.summary`'s shape (what its tables read)."""
+    return {
+        "miou": stage["miou"], "miou_gt_or_pred": stage["miou_gt_or_pred"], "miou_labelled": stage["miou_labelled"],
+        "accuracy": stage["accuracy"], "class_set": list(class_set), "elements": stage["evaluated"],
+        "iou": dict(zip(class_names, stage["iou"])), "gt_count": dict(zip(class_names, stage["gt_count"])),
+    }
 
 
 def write_split_report(shard_files: Sequence[str | Path], split: str, out_json: str | Path, out_md: str | Path, out_png: str | Path) -> dict[str, Any]:

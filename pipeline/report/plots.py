@@ -72,7 +72,7 @@ def overlay_figure(panels: Sequence[dict[str, Any]], bench, out: str | Path, tit
 def stage_bars(summary: dict[str, Any], class_names: Sequence[str], out: str | Path, title: str = "") -> None:
     """mIoU per labelling stage (left) and per-class IoU of raw vs refined point labels (right).
 
-    ``summary`` maps a stage's displayed name to its entry (``key``, ``miou``, ``iou``) as in
+    ``summary`` maps a stage's displayed name to its entry (``key``, ``miou``, ``iou``, ``gt_count``) as in
     :func:`pipeline.report.merge.merge_reports`.
     """
     import matplotlib
@@ -89,15 +89,19 @@ def stage_bars(summary: dict[str, Any], class_names: Sequence[str], out: str | P
         ax1.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax1.bar_label(bars, fmt="%.1f", fontsize=7)
     ax1.set_ylabel("mIoU (%)")
-    ax1.set_title("mIoU per stage", fontsize=10)
+    ax1.set_title("mIoU per stage (classes present in ground truth)", fontsize=9)
     x = np.arange(len(class_names))
     width = 0.4
     by_key = {s.get("key"): (name, s) for name, s in summary.items()}
+    absent = np.zeros(len(class_names), bool)
     for offset, key, colour in ((-width / 2, "points.clip", "#999999"), (width / 2, "points.refined", "#3b7dd8")):
         if key in by_key and by_key[key][1].get("iou") is not None:
-            values = [100 * (v if v is not None else 0.0) for v in by_key[key][1]["iou"]]
+            entry = by_key[key][1]
+            absent = np.asarray(entry.get("gt_count", [1] * len(class_names))) == 0
+            values = [0.0 if gone else 100 * (v if v is not None else 0.0) for v, gone in zip(entry["iou"], absent)]
             ax2.bar(x + offset, values, width, label=by_key[key][0], color=colour)
-    ax2.set_xticks(x, class_names, rotation=60, ha="right", fontsize=7)
+    ticks = [f"{name} (absent)" if gone else name for name, gone in zip(class_names, absent)]
+    ax2.set_xticks(x, ticks, rotation=60, ha="right", fontsize=7)
     ax2.set_ylabel("IoU (%)")
     ax2.set_title("per-class IoU of point labels", fontsize=10)
     ax2.legend(fontsize=8)
