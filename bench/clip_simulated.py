@@ -24,18 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def confusion(pred: np.ndarray, gt: np.ndarray, n: int) -> np.ndarray:
-    valid = gt != 255
-    p = np.where(pred[valid] == 255, n, pred[valid]).astype(np.int64)
-    return np.bincount(gt[valid].astype(np.int64) * (n + 1) + p, minlength=n * (n + 1)).reshape(n, n + 1)
-
-
 def scores(conf: np.ndarray) -> tuple[float, float]:
-    n = conf.shape[0]
-    inter = np.diag(conf[:, :n])
-    union = conf.sum(1) + conf[:, :n].sum(0) - inter
-    present = conf.sum(1) > 0
-    return float(100 * (inter[present] / union[present]).mean()), float(100 * inter.sum() / conf.sum())
+    """(mIoU over the classes present in ground truth, pixel accuracy), in percent, of a (K, K + 1) matrix."""
+    from pipeline.metrics import accuracy, mean_iou
+
+    return 100 * mean_iou(conf), 100 * accuracy(conf)
 
 
 def main() -> None:
@@ -48,6 +41,7 @@ def main() -> None:
 
     from pipeline.clip.stage import run_clip_stage, view_ground_truth_lut
     from pipeline.config import validate
+    from pipeline.metrics import confusion
     from pipeline.stores import StoreReader
     from pipeline.prepare import prepare_shard
     from pipeline.vocab import apply_lut, benchmark
@@ -81,7 +75,7 @@ def main() -> None:
                 run_clip_stage(prepared, out, {"clip": {"backend": "simulated", "simulated": {**sim, "seed": seed}}})
                 elapsed += time.perf_counter() - start
                 store = StoreReader(out, "clip")
-                conf = sum(confusion(store.read(s, "views/label"), gt[s], bench.n_classes) for s in store.samples)
+                conf = sum(confusion(gt[s], store.read(s, "views/label"), bench.n_classes) for s in store.samples)
                 results.append(scores(conf))
             mious, accs = np.array(results).T
             print(f"| {name} | {mious.mean():.1f} ({mious.min():.1f}-{mious.max():.1f}) | {accs.mean():.1f} | "

@@ -49,12 +49,7 @@ def synthetic_scene(seed: int, n_views: int = 6, size: tuple[int, int] = (160, 1
 
 
 def miou(pred: np.ndarray, gt: np.ndarray, n_classes: int = 20) -> float:
-    """Mean IoU in percent over classes present in ``gt`` or ``pred`` (pixels with gt 255 ignored)."""
-    valid = gt != 255
-    p = np.where(pred[valid] == 255, n_classes, pred[valid]).astype(np.int64)
-    g = gt[valid].astype(np.int64)
-    conf = np.bincount(g * (n_classes + 1) + p, minlength=n_classes * (n_classes + 1)).reshape(n_classes, n_classes + 1)
-    inter = np.diag(conf[:, :n_classes])
-    union = conf.sum(1) + conf[:, :n_classes].sum(0) - inter
-    present = conf.sum(1) > 0
-    return float(100 * (inter[present] / union[present]).mean())
+    """Mean IoU in percent over classes present in ``gt`` (pixels with gt 255 ignored; pred 255 a miss)."""
+    from pipeline.metrics import confusion, mean_iou
+
+    return 100 * mean_iou(confusion(gt, pred, n_classes))
