@@ -138,6 +138,43 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"config key {str(err).strip(chr(34) + chr(39))}") from None
 
 
+REAL_BACKENDS: dict[str, str] = {"clip": "open_clip", "sam": "segment_anything"}
+"""Section → the backend that loads a local checkpoint (``<section>.checkpoint``)."""
+
+
+def check_paths(config: Mapping[str, Any], cwd: str | Path | None = None) -> None:
+    """Files and folders a validated config names that must exist before any job runs: the CLIP
+    and SAM checkpoints of the real backends (unless ``random_init``), and, unless the demo
+    generates it, the dataset root with its ScanNet label map or nuScenes table folder. Relative
+    paths are relative to ``cwd`` (default: the working directory), as the jobs read them.
+
+    Called when the DAG is built, so a typo fails there even when older outputs exist (Snakemake
+    would otherwise keep them). Raises :class:`ConfigError` naming the key and the path, in one line.
+    """
+    base = Path.cwd() if cwd is None else Path(cwd)
+    where = f"relative to {base}"
+    for section, backend in REAL_BACKENDS.items():
+        options = config.get(section, {})
+        if options.get("backend") != backend or options.get("random_init"):
+            continue
+        path = options.get("checkpoint")
+        if not path:
+            raise ConfigError(f"config key {section}.checkpoint: not set ({section}.backend {backend} loads local weights; "
+                              f"or set {section}.random_init: true for random weights)")
+        if not (base / path).is_file():
+            raise ConfigError(f"config key {section}.checkpoint: {path} not found ({where}; weights are never downloaded)")
+    dataset = config.get("dataset", {})
+    if dataset.get("demo", {}).get("enabled"):
+        return
+    root = Path(dataset["root"])
+    if not (base / root).is_dir():
+        raise ConfigError(f"config key dataset.root: {root} not found ({where}; or dataset.demo.enabled: true for the generated demo)")
+    key, inner = ("dataset.nuscenes.version", dataset["nuscenes"]["version"]) if dataset.get("kind") == "nuscenes" \
+        else ("dataset.label_map", dataset["label_map"])
+    if not (base / root / inner).exists():
+        raise ConfigError(f"config key {key}: {root / inner} not found ({where})")
+
+
 def load_config(
     path: str | Path | Sequence[str | Path] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:

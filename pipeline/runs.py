@@ -51,6 +51,12 @@ class AblationRuns:
                 return candidate
         raise ConfigError(f"config key ablation.presets: {path} not found (looked in {[str(p) for p in self.search]})")
 
+    def check_presets(self) -> None:
+        """Every row's preset file exists (when the DAG is built, whatever the target); raises
+        :class:`ConfigError` naming ``ablation.presets`` and the missing file."""
+        for row in self.rows:
+            self.preset_file(row)
+
     @functools.cache
     def row_config(self, row: str, seed: int) -> dict[str, Any]:
         """The validated config of ``row`` with ``train.seed = seed``."""

@@ -633,7 +633,7 @@ def test_bad_shard_fails_alone_and_reruns(workdir):
     [
         ({"dataset": {"frame_skp": 2}}, "config key dataset.frame_skp: unknown key; did you mean frame_skip?"),
         ({"vocabulary": {"prompts": {"chiar": ["chair"]}}}, "config key vocabulary.prompts: unknown class names ['chiar']"),
-        ({"remove": TSV}, f"affected files:\n        data/{TSV}"),
+        ({"remove": TSV}, f"config key dataset.label_map: data/{TSV} not found"),
         ({}, None),
     ],
     ids=["unknown_key", "unknown_prompt_class", "label_map_missing", "demo_disabled_quiet"],

@@ -19,7 +19,7 @@ shell.prefix(
 )
 CONDA_ENV = str(REPO / "environment.yml")
 
-from pipeline.config import canonical_json, read_yaml, validate  # noqa: E402
+from pipeline.config import canonical_json, check_paths, read_yaml, validate  # noqa: E402
 from pipeline.membership import split_samples  # noqa: E402
 from pipeline.runs import AblationRuns  # noqa: E402
 from pipeline.shards import assign_shards, parse_shard  # noqa: E402
@@ -42,6 +42,9 @@ configfile: str(REPO / "config.yaml")
 _validated = validate(config)
 config.clear()
 config.update(_validated)
+# Checkpoints, dataset root, label map / table folder: checked here, not left to the jobs' inputs,
+# because after an earlier run Snakemake would keep the old outputs and plan nothing.
+check_paths(config)
 
 RESULTS = config["results"].rstrip("/")
 DATASET = config["dataset"]
@@ -179,6 +182,7 @@ class TrainFamily:
 
 
 ABLATION_RUNS = AblationRuns(config, search=[Path.cwd(), REPO])
+ABLATION_RUNS.check_presets()
 ABLATION_DIR = f"{RESULTS}/ablation"
 ABLATION_BASE = f"{ABLATION_DIR}/{{preset}}/seed{{seed}}"
 ABLATION_CONSTRAINTS = {"preset": r"[A-Za-z0-9_.-]+", "seed": r"\d+"}
