@@ -33,8 +33,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.entry import program_name
+
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline",
+        prog=program_name("pipeline", "cns-pipeline"),
         description=(
             "Offline stages of the CNS label-free segmentation tool. Normally run by Snakemake "
             "(see README.md); every command can also be run by hand."

@@ -8,6 +8,14 @@ import logging
 import sys
 
 
+def program_name(package: str, script: str) -> str:
+    """The name ``--help`` shows: ``script`` (e.g. ``cns-train``) when the process runs as that
+    console script, else ``python -m <package>``."""
+    from pathlib import Path
+
+    return script if Path(sys.argv[0]).stem == script else f"python -m {package}"
+
+
 def one_line(err: BaseException) -> str:
     """The message of a :class:`~pipeline.errors.UserError` for the user. Raised in a worker process
     (torch's DataLoader), it comes back wrapped in the worker's traceback: then only its last line,

@@ -83,7 +83,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ev, train = config["evaluate"], config["train"]
     metrics = evaluate(args.checkpoint, _stores(args, "evaluate"), args.out,
                        export_benchmark=ev["export_benchmark"], export_ply=ev["export_ply"], pseudo_labels=ev["pseudo_labels"],
-                       export_lidarseg=ev["export_lidarseg"],
+                       export_lidarseg=ev["export_lidarseg"], plumbing_below_steps=ev["plumbing_below_steps"],
                        device=train["device"], threads=train["threads"])
     res = metrics["results"]
     for key in ("3d", "2d"):
@@ -91,6 +91,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"{key} mIoU {100 * res[key]['miou']:.1f} (over the {res[key]['classes_evaluated']} classes present in ground truth)")
     if "miou_official" in res.get("3d", {}):
         print(f"3d mIoU (nuScenes lidarseg evaluator's rule) {100 * res['3d']['miou_official']:.1f}")
+    if metrics["note"]:
+        print(metrics["note"].replace("**", "").replace("`", ""))
     return 0
 
 
@@ -102,8 +104,10 @@ def _cmd_ablation_table(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.entry import program_name
+
     parser = argparse.ArgumentParser(
-        prog="python -m train",
+        prog=program_name("train", "cns-train"),
         description=(
             "CNS co-trainer: a 2D DeepLabV3 and a 3D MinkUNet34 learn from the stores the pipeline wrote "
             "(SAM-refined pseudo-labels, pixel<->point pairs, SAM features). Normally run by Snakemake "
