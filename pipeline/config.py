@@ -138,6 +138,25 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"config key {str(err).strip(chr(34) + chr(39))}") from None
 
 
+CLI_NESTED_HINT = (
+    "Snakemake's --config parses values inside a mapping without types, so they arrive as strings: "
+    "give nested settings in an overlay file instead, --configfile overlay.yaml (README, \"Changing settings\")"
+)
+
+
+def validate_workflow(config: Mapping[str, Any], cli_config: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`validate` for the Snakefile. ``cli_config``: what ``--config`` gave (Snakemake's
+    ``workflow.config_settings.config``); when a type error hits a string value and ``--config``
+    set a mapping, the message says how to override nested keys (an overlay file)."""
+    try:
+        return validate(config)
+    except ConfigError as err:
+        nested = any(isinstance(v, Mapping) for v in cli_config.values())
+        if nested and "' is not of type" in str(err):
+            raise ConfigError(f"{err}. {CLI_NESTED_HINT}") from None
+        raise
+
+
 REAL_BACKENDS: dict[str, str] = {"clip": "open_clip", "sam": "segment_anything"}
 """Section → the backend that loads a local checkpoint (``<section>.checkpoint``)."""
 

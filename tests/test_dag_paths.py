@@ -70,3 +70,16 @@ def test_check_paths_cases(tmp_path):
           dataset={"root": "nusc", "kind": "nuscenes", "nuscenes": {"version": "v1.0-mini"}}, **real)
     (tmp_path / "nusc" / "v1.0-mini").mkdir()
     check_paths(validate({"dataset": {"root": "nusc", "kind": "nuscenes", "nuscenes": {"version": "v1.0-mini"}}, **real}), tmp_path)
+
+
+def test_nested_config_on_the_command_line_names_the_overlay_way():
+    """Snakemake's --config gives nested values as strings; the type error says what to do instead."""
+    from pipeline.config import validate_workflow
+
+    strings = {"train": {"stage1": {"steps": "300"}}}
+    with pytest.raises(ConfigError, match=r"train\.stage1\.steps: '300' is not of type 'integer'\. .*--configfile overlay\.yaml"):
+        validate_workflow(strings, cli_config=strings)
+    with pytest.raises(ConfigError) as plain:  # the same mistake in a file: no word about --config
+        validate_workflow(strings, cli_config={})
+    assert "--config" not in str(plain.value)
+    assert validate_workflow({"train": {"stage1": {"steps": 300}}}, cli_config={"results": "x"})["train"]["stage1"]["steps"] == 300

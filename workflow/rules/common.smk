@@ -19,7 +19,7 @@ shell.prefix(
 )
 CONDA_ENV = str(REPO / "environment.yml")
 
-from pipeline.config import canonical_json, check_paths, read_yaml, validate  # noqa: E402
+from pipeline.config import canonical_json, check_paths, read_yaml, validate_workflow  # noqa: E402
 from pipeline.membership import split_samples  # noqa: E402
 from pipeline.runs import AblationRuns  # noqa: E402
 from pipeline.shards import assign_shards, parse_shard  # noqa: E402
@@ -39,7 +39,7 @@ configfile: str(REPO / "config.yaml")
 # Our validation (the same schema as snakemake.utils.validate, defaults filled in place): one line
 # naming the key instead of the schema dump, and the checks a schema cannot express (prompt class
 # names), so a bad config fails here, before any job runs.
-_validated = validate(config)
+_validated = validate_workflow(config, workflow.config_settings.config)
 config.clear()
 config.update(_validated)
 # Checkpoints, dataset root, label map / table folder: checked here, not left to the jobs' inputs,
