@@ -99,3 +99,31 @@ def test_report_stages_of_a_domain_share_the_class_set(tmp_path):
     assert clip["miou"] == pytest.approx(0.5) and clip["miou_gt_or_pred"] == pytest.approx(0.25) and refined["miou"] == 1.0
     text = markdown(report)
     assert "| b | 0 | absent | absent | absent |" in text and "same 1 class," in text
+
+
+def test_report_says_when_its_backends_are_simulated(tmp_path):
+    a = _shard(tmp_path, "val-000", [0], [0])
+    data = json.loads(a.read_text())
+    data["backends"] = {"clip": "simulated", "sam": "segment_anything"}
+    a.write_text(json.dumps(data))
+    assert "**Simulated backends**" in markdown(merge_reports([a], "val"))
+    data["backends"] = {"clip": "open_clip", "sam": "segment_anything"}
+    a.write_text(json.dumps(data))
+    assert "Simulated" not in markdown(merge_reports([a], "val"))
+
+
+def test_closing_message_reports_this_runs_evaluations_with_the_plumbing_note(tmp_path):
+    import os
+
+    from pipeline.report.closing import closing_message
+
+    folder = tmp_path / "evaluate" / "stage1"
+    folder.mkdir(parents=True)
+    res = {"3d": {"miou": 0.106, "classes_evaluated": 11}, "pseudo3d_all": {"miou": 0.255}, "2d": {"miou": 0.095, "classes_evaluated": 11}}
+    (folder / "metrics.json").write_text(json.dumps({"splits": ["val"], "results": res, "note": "**Plumbing run**: stage 1 trained 60 steps"}))
+    text = closing_message(tmp_path, since=0.0)
+    assert "3D network 10.6 mIoU vs pseudo-labels 25.5 (all points; 11 classes present in ground truth)" in text
+    assert "2D network 9.5 mIoU (all pixels" in text and "Plumbing run: stage 1 trained 60 steps" in text
+    assert f"{folder}/metrics.md" in text and "stage1 (plumbing run, see below)" in text
+    os.utime(folder / "metrics.json", (1000.0, 1000.0))  # written before this run started: not this run's
+    assert closing_message(tmp_path, since=2000.0) == ""

@@ -87,6 +87,18 @@ def test_evaluate_perfect_predictions_score_100(trained, monkeypatch, tmp_path):
     lines = (tmp_path / "out" / "benchmark" / "scene0000_00.txt").read_text().splitlines()
     assert len(lines) == 200 and set(lines) <= {str(i) for i in BENCH.raw_ids}
     assert (tmp_path / "out" / "ply" / "scene0001_00.ply").is_file() and "| 3D network | 100.0 |" in (tmp_path / "out" / "metrics.md").read_text()
+    # one training step: labelled a plumbing run, pointing to the run that learns
+    assert metrics["plumbing_run"] and "stage 1 trained 1 steps" in metrics["note"]
+    assert "**Plumbing run**" in (tmp_path / "out" / "metrics.md").read_text() and "demo_learning.yaml" in metrics["note"]
+
+
+def test_plumbing_note_depends_on_stage1_steps_only():
+    from train.evaluate import plumbing_note
+
+    assert "stage 1 trained 60 steps (then stage 2 30), fewer than" in plumbing_note({"stage": "stage2", "step": 30, "config": {"stage1": {"steps": 60}}}, 1000)
+    assert plumbing_note({"stage": "stage2", "step": 30, "config": {"stage1": {"steps": 3000}}}, 1000) == ""
+    assert plumbing_note({"stage": "stage1", "step": 999, "benchmark": "nuscenes16"}, 1000).count("demo_nuscenes_learning.yaml") == 1
+    assert plumbing_note({"stage": "stage1", "step": 1000}, 1000) == "" and plumbing_note({"stage": "stage1", "step": 5}, 0) == ""
 
 
 def test_every_row_of_a_table_averages_the_classes_present_in_ground_truth(trained, monkeypatch, tmp_path):

@@ -84,6 +84,30 @@ class Options:
     export_ply: bool
     pseudo_labels: bool
     export_lidarseg: bool = True
+    plumbing_below_steps: int = 1000
+
+
+LEARNING_RUNS: dict[str, str] = {
+    "scannet20": "snakemake --configfile workflow/configs/demo_learning.yaml --cores 2 all",
+    "nuscenes16": "snakemake --configfile workflow/configs/demo_nuscenes.yaml workflow/configs/demo_nuscenes_learning.yaml "
+                  "--cores 2 all",
+}
+"""Benchmark → the command of the demo run that learns (docs/benchmarks.md, "Does learning work?")."""
+
+
+def plumbing_note(meta: Mapping, below: int) -> str:
+    """The plumbing-run label of a checkpoint's evaluation (one Markdown paragraph), or "" when its
+    stage 1 trained ``below`` steps or more (``evaluate.plumbing_below_steps``; 0: never)."""
+    stage2 = meta["stage"] == "stage2"
+    stage1_steps = int((meta.get("config") or {}).get("stage1", {}).get("steps", 0)) if stage2 else int(meta["step"])
+    if stage1_steps >= below:
+        return ""
+    trained = f"stage 1 trained {stage1_steps} steps" + (f" (then stage 2 {int(meta['step'])})" if stage2 else "")
+    run = LEARNING_RUNS.get(str(meta.get("benchmark")), LEARNING_RUNS["scannet20"])
+    return (f"**Plumbing run**: {trained}, fewer than `evaluate.plumbing_below_steps` ({below}). It shows that every "
+            "stage runs end to end; its networks have barely started to learn, so these figures say nothing about the "
+            f"method. A run that learns on the demo (about an hour per stage-1 run on 2 CPU cores): `{run}` "
+            "(docs/benchmarks.md, \"Does learning work?\"); on real data, raise `train.stage1.steps`.")
 
 
 LIDARSEG_BENCHMARK = "nuscenes16"
@@ -217,7 +241,10 @@ class Evaluation:
         names, meta = list(self.bench.class_names), self.meta
         results = self.results()
         official = self.write_lidarseg(results)
+        note = plumbing_note(meta, self.options.plumbing_below_steps)
         metrics = {
+            "plumbing_run": bool(note),
+            "note": note,
             "checkpoint": {"path": str(self.checkpoint), "stage": meta["stage"], "step": meta["step"], "final": Path(self.checkpoint).name == "final.pt"},
             "benchmark": self.bench.name,
             "splits": sorted(s for s in self.splits if s),
@@ -236,6 +263,7 @@ class Evaluation:
             f"# Evaluation: {meta['stage']} final checkpoint (step {meta['step']})\n\n"
             f"Splits {metrics['splits']}, {self.samples} samples, {self.views_with_gt} views with ground truth; transductive: "
             f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n"
+            + (f"\n{note}\n" if note else "")
         )
         for title, unit, keys in MODALITIES.values():
             rows = {ROW_LABELS[k]: results[k] for k in keys if k in results}
@@ -255,14 +283,16 @@ def evaluate(
     device: str = "auto",
     threads: int = 0,
     export_lidarseg: bool = True,
+    plumbing_below_steps: int = 1000,
 ) -> dict:
     """Evaluate ``checkpoint`` on the shards given in ``stores`` (store name → paths, ``prepared``
     required; ``refined``/``points`` for the pseudo-label rows; ``sam`` for the label size).
     ``export_benchmark``: ScanNet files (scannet20); ``export_lidarseg``: the nuScenes lidarseg
-    submission (nuscenes16). Writes the outputs into ``out`` and returns the metrics dict."""
+    submission (nuscenes16); ``plumbing_below_steps``: label a run whose stage 1 trained fewer steps
+    a plumbing run (:func:`plumbing_note`). Writes the outputs into ``out`` and returns the metrics dict."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels, export_lidarseg), device, threads)
+    run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels, export_lidarseg, plumbing_below_steps), device, threads)
     by_store = {store: {shard_of(str(p)): p for p in paths} for store, paths in stores.items() if paths and store != "prepared"}
     for path in stores["prepared"]:
         run.shard(path, by_store)

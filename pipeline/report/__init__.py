@@ -5,4 +5,5 @@
 * :mod:`pipeline.report.merge` — one split's report (JSON, Markdown, PNG) from its shards.
 * :mod:`pipeline.report.plots` — the figures (matplotlib, Agg).
 * :mod:`pipeline.report.cli` — ``python -m pipeline report shard|merge``.
+* :mod:`pipeline.report.closing` — the workflow's closing lines (the evaluations a run wrote).
 """

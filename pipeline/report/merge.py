@@ -125,6 +125,9 @@ def markdown(report: dict[str, Any]) -> str:
         "IoU from one confusion matrix per split. *mIoU* counts unlabelled predictions (ignore, unseen points) as "
         "misses; *mIoU labelled* only scores elements that got a label. Every stage of a domain averages the same "
         "classes, those present in the split's ground truth; classes absent from it read *absent*.",
+        *(["", f"**Simulated backends** (CLIP `{report['backends'].get('clip')}`, SAM `{report['backends'].get('sam')}`): labels "
+           "made from ground truth plus a noise model, instruments for the learning stages; these figures measure that noise "
+           "model, not CLIP or SAM."] if "simulated" in report["backends"].values() else []),
         "",
         "## Coverage",
         "",

@@ -2,12 +2,14 @@
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
+RUN_STARTED = time.time()  # outputs written after this belong to this run (the closing message)
 REPO = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(REPO))
 # Each job runs `python -m pipeline ...` from the code beside this Snakefile, with the Python that

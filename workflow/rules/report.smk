@@ -63,3 +63,13 @@ rule report_split:
     shell:
         "python -m pipeline report merge --split {wildcards.split:q} --json {output.json:q}"
         " --markdown {output.markdown:q} --png {output.png:q} {input:q} 2> {log:q}"
+
+
+# The run's closing lines: the evaluations it wrote (headline mIoU, where they are, and whether it
+# was a plumbing run). Dry runs do not call it.
+onsuccess:
+    from pipeline.report.closing import closing_message
+
+    _closing = closing_message(RESULTS, RUN_STARTED)
+    if _closing:
+        print("\n" + _closing)
