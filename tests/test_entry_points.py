@@ -19,3 +19,17 @@ def test_help_shows_the_name_it_was_started_by(tmp_path, package, script):
     assert as_script.returncode == 0 and as_script.stdout.startswith(f"usage: {script} "), as_script.stdout[:200]
     as_module = subprocess.run([sys.executable, "-m", package, "--help"], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert as_module.returncode == 0 and as_module.stdout.startswith(f"usage: python -m {package} "), as_module.stdout[:200]
+
+
+def test_resume_flags_of_the_training_commands():
+    from train.__main__ import build_parser
+
+    stores = [arg for name in ("prepared", "sam", "refined", "points") for arg in (f"--{name}", f"{name}.zarr")]
+    parser = build_parser()
+    for command, extra in (("stage1", []), ("stage2", ["--init", "s1.pt"])):
+        base = [command, "--out", "run", *extra, *stores]
+        assert parser.parse_args(base).resume == "auto"
+        assert parser.parse_args([*base, "--resume"]).resume == "resume"
+        assert parser.parse_args([*base, "--no-resume"]).resume == "fresh"
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, "--resume", "--no-resume"])

@@ -77,11 +77,38 @@ def test_checkpoint_loads_weights_only_and_records_meta(synthetic, tmp_path):
         ckpt.load_checkpoint(tmp_path / "bad.pt")
 
 
-def test_a_changed_config_starts_afresh(synthetic, tmp_path):
-    run_stage(validate({"train": TINY}), "stage1", synthetic["stores"], tmp_path / "run", stop_after=2, progress=False)
+def test_a_changed_config_starts_afresh_and_keeps_the_old_run_aside(synthetic, tmp_path):
+    run = tmp_path / "run"
+    run_stage(validate({"train": TINY}), "stage1", synthetic["stores"], run, stop_after=2, progress=False)
+    first = (run / "checkpoints" / "step_00000002.pt").read_bytes()
     other = validate({"train": {**TINY, "seed": 9}})
-    run_stage(other, "stage1", synthetic["stores"], tmp_path / "run", stop_after=2, progress=False)
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["resumed_at"] == 0
+    with pytest.raises(UserError, match="--resume: .*step_00000002.pt was written with other settings"):
+        run_stage(other, "stage1", synthetic["stores"], run, stop_after=2, progress=False, resume_mode="resume")
+    run_stage(other, "stage1", synthetic["stores"], run, stop_after=2, progress=False)
+    assert json.loads((run / "run.json").read_text())["resumed_at"] == 0
+    aside = run / "previous" / "run-001"
+    assert (aside / "checkpoints" / "step_00000002.pt").read_bytes() == first  # moved, not deleted
+    assert [json.loads(line)["step"] for line in (aside / "log.jsonl").read_text().splitlines()] == [1, 2]
+    assert json.loads((aside / "run.json").read_text())["config"]["seed"] != 9
+    events = sorted(p.name for p in (run / "tensorboard").iterdir())
+    assert len(events) == 1 and events[0] not in {p.name for p in (aside / "tensorboard").iterdir()}  # a fresh folder
+
+
+def test_no_resume_starts_afresh_with_the_same_settings(synthetic, tmp_path):
+    run, config = tmp_path / "run", validate({"train": TINY})
+    run_stage(config, "stage1", synthetic["stores"], run, stop_after=2, progress=False)
+    run_stage(config, "stage1", synthetic["stores"], run, stop_after=2, progress=False, resume_mode="resume")
+    assert json.loads((run / "run.json").read_text())["resumed_at"] == 2
+    run_stage(config, "stage1", synthetic["stores"], run, stop_after=2, progress=False, resume_mode="fresh")
+    assert json.loads((run / "run.json").read_text())["resumed_at"] == 0
+    assert sorted(p.name for p in (run / "previous").iterdir()) == ["run-001"]
+    assert (run / "previous" / "run-001" / "checkpoints" / "step_00000002.pt").is_file()
+    run_stage(config, "stage1", synthetic["stores"], run, progress=False, resume_mode="fresh")  # to the end: final.pt
+    run_stage(config, "stage1", synthetic["stores"], run, stop_after=2, progress=False, resume_mode="fresh")
+    assert sorted(p.name for p in (run / "previous").iterdir()) == ["run-001", "run-002", "run-003"]
+    assert (run / "previous" / "run-003" / "final.pt").is_file() and not (run / "final.pt").exists()
+    with pytest.raises(UserError, match="--resume: no readable checkpoint"):
+        run_stage(config, "stage1", synthetic["stores"], tmp_path / "empty", progress=False, resume_mode="resume")
 
 
 def test_nan_loss_stops_with_step_samples_and_keeps_last_good_checkpoint(synthetic, tmp_path, monkeypatch):

@@ -46,6 +46,16 @@ def _store_args(parser: argparse.ArgumentParser, command: str, one: bool = False
         parser.add_argument(f"--{name}", nargs=None if one else "+", required=name in required, metavar="STORE", help=help_)
 
 
+def _resume_args(parser: argparse.ArgumentParser) -> None:
+    """``--resume`` / ``--no-resume`` (default: resume when the newest checkpoint has these settings)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", dest="resume", action="store_const", const="resume", default="auto",
+                       help="continue from the newest checkpoint in --out; stop with an error if it has other settings or there is none")
+    group.add_argument("--no-resume", dest="resume", action="store_const", const="fresh",
+                       help="start afresh; the previous run's checkpoints, log and TensorBoard folder move to --out/previous/run-<k>/ "
+                       "(default without either flag: resume when the newest checkpoint has these settings, else start afresh the same way)")
+
+
 def _load(args: argparse.Namespace) -> dict:
     from pipeline.config import parse_overrides
     from train.config import load_options
@@ -65,7 +75,7 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 
     config = _load(args)
     run_stage(config, args.command, _stores(args, args.command), args.out, init=getattr(args, "init", None),
-              stop_after=args.stop_after, progress=not args.no_progress)
+              stop_after=args.stop_after, progress=not args.no_progress, resume_mode=args.resume)
     return 0
 
 
@@ -121,12 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     s1 = sub.add_parser("stage1", help="train stage 1 (refined pseudo-labels, switching, latent consistency)",
                         description="Train both networks on the SAM-refined pseudo-labels of the given shards, with "
                         "prediction-consistency switching and latent consistency to SAM's features (train.stage1). "
-                        "Resumes from the newest checkpoint in --out written with the same settings.")
+                        "Resumes from the newest checkpoint in --out written with the same settings (--resume / --no-resume to choose).")
     s1.add_argument("--out", required=True, help="run directory; final.pt appears there when the stage is done")
     _store_args(s1, "stage1")
     _config_args(s1)
     s1.add_argument("--stop-after", type=int, default=None, help="stop after the checkpoint of this step, as if killed (tests)")
     s1.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _resume_args(s1)
     s1.set_defaults(func=_cmd_stage)
 
     s2 = sub.add_parser("stage2", help="train stage 2 (adds self- and cross-training), initialised from stage 1",
@@ -139,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(s2)
     s2.add_argument("--stop-after", type=int, default=None, help="stop after the checkpoint of this step, as if killed (tests)")
     s2.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _resume_args(s2)
     s2.set_defaults(func=_cmd_stage)
 
     pr = sub.add_parser("predict", help="write one shard's predictions store from a checkpoint",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -110,7 +110,7 @@ class LogHook(Hook):
     def __init__(self, state: LoopState, every: int, samples_per_step: int, progress: bool) -> None:
         self.every = every
         self.samples_per_step = samples_per_step
-        self.writer = _tensorboard(state.run_dir)
+        self.writer = _tensorboard(state.run_dir, state.start)
         self.bar = None
         if progress:
             from tqdm import tqdm
@@ -196,32 +196,62 @@ def save_state(path: Path, state: LoopState, meta: dict[str, Any]) -> None:
     )
 
 
-def resume(state: LoopState, run_hash: str) -> int:
+RESUME_MODES = ("auto", "resume", "fresh")
+"""``auto``: resume this run's newest checkpoint, else start afresh; ``resume``: resume it or stop
+with an error; ``fresh``: always start afresh (``--resume`` / ``--no-resume`` of the CLI)."""
+
+PREVIOUS_RUN = ("final.pt", "checkpoints", "tensorboard", "log.jsonl", "run.json")
+"""What a fresh start moves from ``<run>/`` to ``<run>/previous/run-<k>/`` (never deleted)."""
+
+
+def resume(state: LoopState, run_hash: str, mode: str = "auto") -> int:
     """Load the newest periodic checkpoint of this run (same ``run_hash``) into the state's model,
-    optimiser, schedule and the RNG, and cut ``log.jsonl`` after its step; returns that step (0
-    if none). Checkpoints of another run are removed (it starts afresh)."""
+    optimiser, schedule and the RNG, and cut ``log.jsonl`` after its step; returns that step, or 0
+    when the run starts afresh (``mode``: :data:`RESUME_MODES`). A fresh start first moves the
+    previous run's outputs aside (:func:`set_aside`), so its checkpoints stay and TensorBoard
+    starts an empty folder. ``mode="resume"`` without a checkpoint of this run raises UserError."""
     run_dir, info = state.run_dir, state.info
-    for step, path in reversed(ckpt.periodic_checkpoints(run_dir)):
+    if mode not in RESUME_MODES:
+        raise UserError(f"resume mode {mode!r}: expected one of {RESUME_MODES}")
+    found = None
+    for step, path in reversed(ckpt.periodic_checkpoints(run_dir) if mode != "fresh" else []):
         saved = _readable(path, info)
-        if saved is None:
-            continue
-        if ckpt.checkpoint_meta(saved).get("run_hash") != run_hash:
-            if info.main:
-                log.warning("%s: from a run with other settings; starting afresh (old checkpoints removed)", path)
-            barrier(info)
-            if info.main:
-                shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-            barrier(info)
-            return 0
-        state.model.net2d.load_state_dict(saved["model2d"])
-        state.model.net3d.load_state_dict(saved["model3d"])
-        state.opt.load_state_dict(saved["optimizer"])
-        state.schedule.load_state_dict(saved["schedule"])
-        ckpt.set_rng_state(saved["rng"])
-        _truncate_log(run_dir / "log.jsonl", step)
-        log.info("resumed %s at step %d", path, step)
-        return step
-    return 0
+        if saved is not None:
+            found = (step, path, saved)
+            break
+    if found is None or ckpt.checkpoint_meta(found[2]).get("run_hash") != run_hash:
+        if mode == "resume":
+            why = f"{found[1]} was written with other settings" if found else f"no readable checkpoint in {run_dir / 'checkpoints'}"
+            raise UserError(f"--resume: {why}; --no-resume starts afresh (the previous run is moved to {run_dir / 'previous'})")
+        barrier(info)
+        if info.main:
+            set_aside(run_dir, "other settings" if found else "a fresh start was asked for" if mode == "fresh" else "no checkpoint to resume")
+        barrier(info)
+        return 0
+    step, path, saved = found
+    state.model.net2d.load_state_dict(saved["model2d"])
+    state.model.net3d.load_state_dict(saved["model3d"])
+    state.opt.load_state_dict(saved["optimizer"])
+    state.schedule.load_state_dict(saved["schedule"])
+    ckpt.set_rng_state(saved["rng"])
+    _truncate_log(run_dir / "log.jsonl", step)
+    log.info("resumed %s at step %d", path, step)
+    return step
+
+
+def set_aside(run_dir: Path, why: str) -> Path | None:
+    """Main process: move the outputs of a previous run in ``run_dir`` (:data:`PREVIOUS_RUN`) to
+    ``<run_dir>/previous/run-<k>/`` (k = 1, 2, ...); returns that folder, None if there were none."""
+    present = [name for name in PREVIOUS_RUN if (run_dir / name).exists()]
+    if not present:
+        return None
+    k = 1 + sum(1 for p in (run_dir / "previous").glob("run-*") if p.is_dir()) if (run_dir / "previous").is_dir() else 1
+    dest = run_dir / "previous" / f"run-{k:03d}"
+    dest.mkdir(parents=True)
+    for name in present:
+        os.replace(run_dir / name, dest / name)
+    log.warning("%s: starting afresh (%s); the previous run's %s moved to %s", run_dir, why, ", ".join(present), dest)
+    return dest
 
 
 def _readable(path: Path, info: Any) -> dict[str, Any] | None:
@@ -246,11 +276,13 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def _tensorboard(run_dir: Path) -> Any:
-    """A TensorBoard ``SummaryWriter`` on ``<run>/tensorboard``, or None without tensorboard."""
+def _tensorboard(run_dir: Path, resumed_at: int = 0) -> Any:
+    """A TensorBoard ``SummaryWriter`` on ``<run>/tensorboard``, or None without tensorboard; after
+    a resume at step ``resumed_at`` > 0 it drops the events logged after that step (a fresh run
+    gets an empty folder: :func:`set_aside` moved the old one)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard not installed: scalars only in log.jsonl
         log.warning("tensorboard is not installed; scalars go to log.jsonl only")
         return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=resumed_at + 1 if resumed_at else None)

@@ -15,6 +15,7 @@ Run directory::
     <run>/log.jsonl               one line per step: losses, lr, timings
     <run>/tensorboard/            TensorBoard event files
     <run>/run.json                config, stores, world size, transductive flag
+    <run>/previous/run-<k>/       the above of earlier runs, moved aside by a fresh start
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def run_stage(
     stop_after: int | None = None,
     progress: bool = True,
     on_step: Callable[[int, dict], None] | None = None,
+    resume_mode: str = "auto",
 ) -> Path:
     """Train one stage; returns the path of ``<run_dir>/final.pt``.
 
@@ -94,6 +96,9 @@ def run_stage(
     checkpoint whose networks start this stage (stage 2: stage 1's ``final.pt``). ``stop_after``:
     stop after this step's checkpoint as if killed (tests of resumption), returning its path.
     ``on_step(step, record)``: called on every rank after every step with its log record.
+    ``resume_mode``: ``auto`` (resume this run's newest checkpoint, else start afresh), ``resume``
+    (resume or stop with an error), ``fresh`` (start afresh); a fresh start moves the previous
+    run's outputs to ``<run_dir>/previous/run-<k>/`` (:func:`train.engine.hooks.resume`).
     """
     cfg = train_config(config)
     stage = cfg.stage(stage_name)
@@ -103,7 +108,7 @@ def run_stage(
             torch.set_num_threads(cfg.threads)
         if not stage.enabled:
             return _copy_init(init, Path(run_dir), stage, info)
-        return _train(config, cfg, stage, stores, Path(run_dir), init, stop_after, progress, on_step, info)
+        return _train(config, cfg, stage, stores, Path(run_dir), init, stop_after, progress, on_step, info, resume_mode)
     finally:
         teardown(info)
 
@@ -223,7 +228,7 @@ def _meta(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, bench
 
 def _train(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, stores: Mapping[str, Sequence[str]], run_dir: Path,
            init: str | Path | None, stop_after: int | None, progress: bool, on_step: Callable[[int, dict], None] | None,
-           info: DistInfo) -> Path:
+           info: DistInfo, resume_mode: str = "auto") -> Path:
     from train.losses.cns import CNSLoss
 
     bench = benchmark(cfg.benchmark)
@@ -233,7 +238,7 @@ def _train(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, stor
     opt, schedule = build_optimiser(cfg, stage, model)
     meta = _meta(config, cfg, stage, bench, latent_dim, hash_, init, info, len(data.source))
     state = LoopState(run_dir, stage.name, stage.steps, info, model, opt, schedule, meta)
-    state.step = state.start = resume(state, hash_)
+    state.step = state.start = resume(state, hash_, resume_mode)
     if state.start == 0 and info.main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "log.jsonl").write_text("")
