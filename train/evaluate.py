@@ -70,7 +70,7 @@ ROW_LABELS: dict[str, str] = {
 
 MODALITIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "3d": ("3D (every point)", "points", ("3d", "3d_labelled", "pseudo3d", "pseudo3d_all")),
-    "2d": ("2D (every view with ground truth)", "pixels", ("2d", "pseudo2d", "pseudo2d_all")),
+    "2d": ("2D (every view with ground truth)", "pixels at the ground truth's resolution", ("2d", "pseudo2d", "pseudo2d_all")),
 }
 """Modality → (table title, ground-truth unit, result keys): one table each, one class set each;
 the first key's ground truth is the full split's (its counts head the per-class table)."""
