@@ -63,7 +63,8 @@ def decode_prompts(model: Any, embeddings: torch.Tensor, view: torch.Tensor, coo
     each prompt, ``coords`` (B, 1, 2) the prompts in the model's input frame (as
     ``SamPredictor.transform.apply_coords`` gives them). Same layers and operations as
     ``MaskDecoder.predict_masks`` with ``multimask_output=True``, except that prompt *b* sees
-    ``embeddings[view[b]]`` rather than one embedding repeated over the batch.
+    ``embeddings[view[b]]`` rather than one embedding repeated over the batch (and two copies of
+    the batch-sized image tensors are avoided; the numbers are the same).
     """
     labels = torch.ones(coords.shape[:2], dtype=torch.int, device=coords.device)
     sparse, dense = model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
@@ -71,8 +72,10 @@ def decode_prompts(model: Any, embeddings: torch.Tensor, view: torch.Tensor, coo
     batch = sparse.size(0)
     output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
     tokens = torch.cat((output_tokens.unsqueeze(0).expand(batch, -1, -1), sparse), dim=1)
-    src = embeddings[view] + dense
-    pos_src = torch.repeat_interleave(model.prompt_encoder.get_dense_pe(), batch, dim=0)
+    # the dense (no-mask) embedding is one vector for every prompt, so it is added once per view before
+    # the per-prompt gather (same sums); the positional encoding is expanded, not copied, per prompt
+    src = (embeddings + dense[:1])[view]
+    pos_src = model.prompt_encoder.get_dense_pe().expand(batch, -1, -1, -1)
     b, c, h, w = src.shape
     hs, src = dec.transformer(src, pos_src, tokens)
     iou_token_out = hs[:, 0, :]
