@@ -80,7 +80,7 @@ def run_section(name: str, ctx: Context, budget: float) -> dict:
     if ctx.cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    signal.signal(signal.SIGALRM, _alarm)
+    previous = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(int(budget) + 30)  # the hard stop; sections also check ctx.deadline themselves
     try:
         result = {"status": "ok", **SECTIONS[name](ctx)}
@@ -91,6 +91,7 @@ def run_section(name: str, ctx: Context, budget: float) -> dict:
                   "traceback": traceback.format_exc().strip().splitlines()[-6:]}
     finally:
         signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["budget_s"] = budget
     if ctx.cuda:

@@ -56,3 +56,30 @@ def test_tiny_suite_on_cpu_writes_every_section(tmp_path):
     for name in sections:
         assert f"### {name}: ok" in table
     assert "| ours, batched generator, fp32 |" in table
+
+
+def test_a_failing_section_is_recorded_and_the_suite_goes_on(tmp_path, monkeypatch):
+    """A section that raises after measuring something: its error and partial rows are in the JSON,
+    the next section still runs, the exit status says a section failed."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import gpu_suite
+
+    def broken(ctx):
+        ctx.partial["rows"] = [{"batch": 1, "views_per_s": 3.0}]
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    def fine(ctx):
+        return {"rows": [{"method": "x", "s_per_view": 1.0}], "points": 1, "views": 1, "depth_size": [1, 1],
+                "baseline_doc": "b", "cuda_over_cpu_kernel": 1.0}
+
+    monkeypatch.setattr(gpu_suite, "SECTIONS", {"clip": broken, "project": fine})
+    monkeypatch.setitem(gpu_suite.BUDGETS, "clip", 5)
+    monkeypatch.setitem(gpu_suite.BUDGETS, "project", 5)
+    out = tmp_path / "suite"
+    assert gpu_suite.main(["--device", "cpu", "--tiny", "--out", str(out), "--sections", "clip", "project"]) == 1
+    report = json.loads((out / "gpu_suite.json").read_text())
+    clip, project = report["sections"]["clip"], report["sections"]["project"]
+    assert clip["status"] == "failed" and "out of memory" in clip["error"] and clip["rows"] == [{"batch": 1, "views_per_s": 3.0}]
+    assert project["status"] == "ok"
+    table = (out / "gpu_suite.md").read_text()
+    assert "### clip: failed" in table and "Measured before the failure" in table and "### project: ok" in table
