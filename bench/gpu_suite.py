@@ -36,6 +36,7 @@ import os
 import platform
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -108,6 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every section's budget")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--work", default=None, help="scratch folder for synthetic stores and checkpoints (default: a temporary "
+                        "folder, removed at the end; never under --out, whose files are the results)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -117,7 +120,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(device=args.device, tiny=args.tiny, work=out / "work")
+    scratch = None if args.work else tempfile.TemporaryDirectory(prefix="gpu-suite-")
+    ctx = Context(device=args.device, tiny=args.tiny, work=Path(args.work or scratch.name))
     if ctx.cuda:
         total = torch.cuda.get_device_properties(args.device).total_memory / 2**30
         torch.cuda.set_per_process_memory_fraction(min(1.0, MEMORY_CAP_GIB / total), args.device)
@@ -130,6 +134,8 @@ def main(argv=None) -> int:
         report["total_seconds"] = round(time.perf_counter() - started, 1)
         report["machine"]["load_average_at_end"] = list(os.getloadavg())
         (out / "gpu_suite.json").write_text(json.dumps(report, indent=2, default=str) + "\n")  # after each section
+    if scratch is not None:
+        scratch.cleanup()
     from gpu_suite_report import markdown
 
     (out / "gpu_suite.md").write_text(markdown(report))
