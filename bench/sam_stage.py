@@ -6,12 +6,15 @@ Three ways to get SAM masks and a feature map for the same views, in one run, sa
 * ``amg+set_image``: the official generator plus a separate ``SamPredictor.set_image`` for the
   feature map (what a naive pipeline does: two encoder passes);
 * ``ours``: the whole stage (``run_sam_stage``: image decoding, masks, segment maps, PCA + int8
-  features, Zarr writing) on a prepared store holding the same views.
+  features, Zarr writing) on a prepared store holding the same views, with the batched generator
+  (``sam.generator: batched``, the default);
+* ``ours-official``: the same stage with ``sam.generator: official`` (the official ``generate``
+  from the one encoder pass: the stage before the batched generator).
 
 Also reports: masks per view, whether our masks equal the official ones (count, min matched IoU),
 feature bytes per view on disk, total store bytes per view, feature cosine to the full-precision
 map in-sample (the store's own basis) and held out (basis fit on the first half of the views,
-tested on the others). Methods are run in rotated order per round so slow drifts of the machine hit all three.
+tested on the others). Methods are run in rotated order per round so slow drifts of the machine hit all of them.
 
     PYTHONPATH=. python bench/sam_stage.py --views 3 --threads 2            # CPU, vit_b, random init
     PYTHONPATH=. python bench/sam_stage.py --device cuda --model vit_h --precision bf16 ...
@@ -23,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -110,6 +114,94 @@ def feature_table(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
+def decode_table(args: argparse.Namespace) -> None:
+    """After the encoder: the official generator (from the kept embedding) vs the batched one.
+
+    Each view is encoded once; then, per round in alternating order, both produce the store's
+    per-view mask arrays (``ViewMasks`` at the image size) from the same embeddings: the official
+    ``generate`` + RLE decoding + ``ViewMasks.from_masks`` (what ``sam.generator: official`` does
+    after the encoder) and the batched generator + ``view_masks_from_device``. Checks the arrays
+    are equal."""
+    import torch
+
+    from pipeline.sam.batched import BatchedMaskGenerator
+    from pipeline.sam.device_masks import view_masks_from_device
+    from pipeline.sam.generator import OnePassMaskGenerator, records_to_arrays
+    from pipeline.sam.masks import ViewMasks
+    from pipeline.sam.model import load_sam
+
+    torch.set_num_threads(args.threads)
+    size = tuple(int(x) for x in args.size.lower().split("x"))
+    amg = _amg(args)
+    load_before = list(os.getloadavg())
+    loaded = load_sam(args.model, args.checkpoint, random_init=args.checkpoint is None, seed=0, device=args.device)
+    images = [room_image(i, size) for i in range(args.views)]
+    official = OnePassMaskGenerator(loaded.model, amg)
+    batched = BatchedMaskGenerator(loaded.model, amg)
+    embeddings = [official.predictor.encode(im) for im in images]
+
+    def run_official():
+        out = []
+        for image, emb in zip(images, embeddings):
+            official.predictor.keep(image, emb)
+            masks, iou, stab = records_to_arrays(official.generate(image), image.shape[:2])
+            out.append(ViewMasks.from_masks(masks, iou, stab, "part"))
+        official.predictor.forget()
+        return out
+
+    def run_batched():
+        out = []
+        for start in range(0, len(images), args.encoder_batch):
+            embs = torch.cat(embeddings[start : start + args.encoder_batch])
+            for found in batched._masks(embs, images[0].shape[:2], embs.shape[0]):
+                out.append(view_masks_from_device(found.masks, found.predicted_iou, found.stability_score, size, "part"))
+        return out
+
+    methods = {"official": run_official, "batched": run_batched}
+    per_round: dict[str, list[float]] = {k: [] for k in methods}
+    cpu_round: dict[str, list[float]] = {k: [] for k in methods}  # process CPU time: steadier under load
+    results = {}
+    for r in range(args.rounds):
+        for name in (list(methods) if r % 2 == 0 else list(methods)[::-1]):
+            start, cpu = time.perf_counter(), time.process_time()
+            results[name] = methods[name]()
+            per_round[name].append(round((time.perf_counter() - start) / args.views, 3))
+            cpu_round[name].append(round((time.process_time() - cpu) / args.views, 3))
+            print(f"round {r} {name}: {per_round[name][-1]:.3f} s/view wall, {cpu_round[name][-1]:.3f} s/view CPU", flush=True)
+    equal = all(
+        len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a.runs, b.runs))
+        and all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("area", "bbox", "segments"))
+        for a, b in zip(results["official"], results["batched"])
+    )
+    ratio = np.array(per_round["batched"]) / np.array(per_round["official"])
+    result = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads {args.threads}, device {args.device}",
+        "torch": torch.__version__, "model": args.model, "views": args.views, "rounds": args.rounds, "size": list(size),
+        "amg": amg, "encoder_batch": args.encoder_batch,
+        "seconds_per_view_by_round": per_round,
+        "seconds_per_view_median": {k: float(np.median(v)) for k, v in per_round.items()},
+        "batched_over_official_median_of_rounds": round(float(np.median(ratio)), 3),
+        "cpu_seconds_per_view_by_round": cpu_round,
+        "batched_over_official_cpu_time_median_of_rounds": round(float(np.median(np.array(cpu_round["batched"]) / np.array(cpu_round["official"]))), 3),
+        "masks_per_view": [len(v) for v in results["batched"]],
+        "arrays_equal": bool(equal),
+        "load_average_before_after": [load_before, list(os.getloadavg())],
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _amg(args: argparse.Namespace) -> dict:
+    return {
+        "points_per_side": args.points_per_side,
+        "points_per_batch": args.points_per_batch,
+        "pred_iou_thresh": args.pred_iou_thresh,
+        "stability_score_thresh": args.stability_score_thresh,
+        "box_nms_thresh": args.box_nms_thresh,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="vit_b", help="SAM model type (vit_b, vit_l, vit_h, tiny); random init unless --checkpoint")
@@ -126,6 +218,8 @@ def main() -> None:
     parser.add_argument("--stability-score-thresh", type=float, default=0.0, help="random logits are small: stability is 0 at offset 1")
     parser.add_argument("--box-nms-thresh", type=float, default=1.0, help="random masks all span the image box; 1.0 keeps them (many masks per view)")
     parser.add_argument("--channels", type=int, default=128, help="PCA channels of the stored features")
+    parser.add_argument("--encoder-batch", type=int, default=1, help="our sam.encoder_batch (views per encoder and decoder call)")
+    parser.add_argument("--methods", default="amg,amg+set_image,ours-official,ours", help="comma-separated subset of the methods")
     parser.add_argument("--json", default=None, help="write the results here as JSON")
     parser.add_argument(
         "--features-only",
@@ -133,9 +227,13 @@ def main() -> None:
         help="only the feature-storage table: encode the views, fit the PCA basis on the first half, "
         "report held-out cosine and zstd bytes per view for several channel counts",
     )
+    parser.add_argument("--decode-only", action="store_true",
+                        help="only the mask generation after the encoder: official vs batched generator, same embeddings")
     args = parser.parse_args()
     if args.features_only:
         return feature_table(args)
+    if args.decode_only:
+        return decode_table(args)
 
     import torch
     from segment_anything import SamAutomaticMaskGenerator, SamPredictor
@@ -150,13 +248,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     size = tuple(int(x) for x in args.size.lower().split("x"))
-    amg = {
-        "points_per_side": args.points_per_side,
-        "points_per_batch": args.points_per_batch,
-        "pred_iou_thresh": args.pred_iou_thresh,
-        "stability_score_thresh": args.stability_score_thresh,
-        "box_nms_thresh": args.box_nms_thresh,
-    }
+    amg = _amg(args)
     t0 = time.perf_counter()
     loaded = load_sam(args.model, args.checkpoint, random_init=args.checkpoint is None, seed=0, device=args.device)
     build_s = time.perf_counter() - t0
@@ -170,30 +262,39 @@ def main() -> None:
         "device": args.device,
         "precision": args.precision,
         "features": {"channels": args.channels},
+        "encoder_batch": args.encoder_batch,
     }
-    backend = SegmentAnythingBackend(loaded, amg, precision=args.precision, device=args.device)
+    backends = {
+        name: SegmentAnythingBackend(loaded, amg, precision=args.precision, device=args.device,
+                                     encoder_batch=args.encoder_batch, generator=generator)
+        for name, generator in (("ours", "batched"), ("ours-official", "official"))
+    }
 
     def sync():
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
 
+    load_before = list(os.getloadavg())
     tmp = Path(tempfile.mkdtemp(prefix="bench-sam-"))
     prepared = tmp / "prepared.zarr"
     write_prepared(prepared, images)
-    times = {"amg": 0.0, "amg+set_image": 0.0, "ours": 0.0}
+    times = {m: 0.0 for m in args.methods.split(",")}
     per_round: dict[str, list[float]] = {k: [] for k in times}
+    cpu_round: dict[str, list[float]] = {k: [] for k in times}  # process CPU time: steadier under load
     official_masks: list[np.ndarray] = []
     full_feats: list[np.ndarray] = []
     grid = sam_valid_grid(size, loaded.long_side, loaded.patch)
     methods = list(times)
-    out = tmp / "sam.zarr"
+    outs = {name: tmp / f"sam-{name}.zarr" for name in backends}
+    out = outs["ours"] if "ours" in times else outs["ours-official"]
     for r in range(args.rounds):
-        order = methods[r % 3 :] + methods[: r % 3]
+        order = methods[r % len(methods) :] + methods[: r % len(methods)]
         for method in order:
             sync()
-            start = time.perf_counter()
-            if method == "ours":
-                run_sam_stage(prepared, out, options, shard="bench-000", backend=backend)
+            start, cpu = time.perf_counter(), time.process_time()
+            if method in backends:
+                shutil.rmtree(outs[method], ignore_errors=True)
+                run_sam_stage(prepared, outs[method], options, shard="bench-000", backend=backends[method])
             else:
                 generator = SamAutomaticMaskGenerator(sam, **amg)
                 for i, image in enumerate(images):
@@ -203,13 +304,14 @@ def main() -> None:
                         predictor.set_image(image)
                         if r == 0:
                             full_feats.append(valid_region(predictor.features[0].float().cpu().numpy(), grid))
-                    elif r == 0:
+                    if r == 0 and len(official_masks) < len(images):
                         official_masks.append(np.stack([m["segmentation"] for m in records]) if records else np.zeros((0, size[1], size[0]), bool))
             sync()
             elapsed = time.perf_counter() - start
             times[method] += elapsed
             per_round[method].append(round(elapsed / args.views, 2))
-            print(f"round {r} {method}: {elapsed / args.views:.2f} s/view", flush=True)
+            cpu_round[method].append(round((time.process_time() - cpu) / args.views, 2))
+            print(f"round {r} {method}: {elapsed / args.views:.2f} s/view wall, {cpu_round[method][-1]:.2f} s/view CPU", flush=True)
 
     reader = StoreReader(out, "sam")
     off = reader.read("bench_scene", "views/mask_offsets")
@@ -227,6 +329,11 @@ def main() -> None:
             best = max(free, key=lambda j: mask_iou(ours[j], ref))
             min_iou = min(min_iou, mask_iou(ours[best], ref))
             free.remove(best)
+    stores_equal = None
+    if all(outs[name].exists() for name in backends):  # the two generators' stores, array by array
+        a, b = (StoreReader(outs[name], "sam") for name in backends)
+        stores_equal = all(np.array_equal(a.read("bench_scene", k), b.read("bench_scene", k))
+                           for k in ("masks/rle", "masks/rle_offsets", "views/mask_offsets", "views/segments", "masks/area", "masks/bbox"))
     group = out / "bench_scene" / "views"
     feature_bytes = dir_bytes(group / "features") + dir_bytes(group / "feature_scale")
     total_bytes = dir_bytes(out)
@@ -258,10 +365,18 @@ def main() -> None:
         "precision": args.precision,
         "seconds_per_view": {k: round(v / n, 2) for k, v in times.items()},
         "seconds_per_view_by_round": per_round,
-        "ours_over_amg": round(times["ours"] / times["amg"], 3),
-        "ours_over_amg_median_of_rounds": round(float(np.median(np.array(per_round["ours"]) / np.array(per_round["amg"]))), 3),
-        "amg_set_image_over_amg": round(times["amg+set_image"] / times["amg"], 3),
+        **{f"{m}_over_amg": round(times[m] / times["amg"], 3) for m in times if m != "amg" and "amg" in times},
+        **{f"{m}_over_amg_median_of_rounds": round(float(np.median(np.array(per_round[m]) / np.array(per_round["amg"]))), 3)
+           for m in times if m != "amg" and "amg" in times},
+        **({"ours_over_ours_official_median_of_rounds": round(float(np.median(np.array(per_round["ours"]) / np.array(per_round["ours-official"]))), 3)}
+           if {"ours", "ours-official"} <= set(times) else {}),
+        "cpu_seconds_per_view_by_round": cpu_round,
+        **{f"{m}_over_amg_cpu_time_median_of_rounds": round(float(np.median(np.array(cpu_round[m]) / np.array(cpu_round["amg"]))), 3)
+           for m in times if m != "amg" and "amg" in times},
+        "encoder_batch": args.encoder_batch,
+        "load_average_before_after": [load_before, list(os.getloadavg())],
         "masks_per_view": masks_per_view,
+        "stores_equal_batched_vs_official_generator": stores_equal,
         "mask_counts_equal": bool(counts_equal),
         "min_matched_iou": round(min_iou, 4),
         "feature_channels": args.channels,

@@ -45,9 +45,10 @@ def _camera(rng: np.random.Generator, size=SIZE):
     return k, pose
 
 
-def make_sample(rng: np.random.Generator, n_points=400, n_views=3, noise=0.2, feat_basis=None, size=SIZE):
+def make_sample(rng: np.random.Generator, n_points=400, n_views=3, noise=0.2, feat_basis=None, size=SIZE, extent=(4.0, 3.0)):
+    """``extent``: the floor's size in metres (x, y); benchmarks enlarge it to reach a voxel budget."""
     w, h = size
-    xyz = np.stack([rng.uniform(0, 4, n_points), rng.uniform(0, 3, n_points), np.zeros(n_points)], 1).astype(np.float32)
+    xyz = np.stack([rng.uniform(0, extent[0], n_points), rng.uniform(0, extent[1], n_points), np.zeros(n_points)], 1).astype(np.float32)
     xyz[:, 2] = rng.normal(0, 0.01, n_points)
     region = region_of(xyz[:, 0], xyz[:, 1])
     classes = np.array(CLASSES)[region]
@@ -148,9 +149,11 @@ def _sample_stores(rng, s: dict, n_views: int, size, basis: np.ndarray, mean: np
 
 
 def make_stores(root: str | Path, samples_per_shard=(2, 1), n_points=400, n_views=3, noise=0.2, seed=0, vocabulary="scannet20",
-                size=SIZE) -> dict:
+                size=SIZE, extent=(4.0, 3.0), first_shard=0) -> dict:
     """Write prepared/clip/sam/refined/points stores for shards ``train-000``... → dict with
-    ``stores`` (store name → paths), ``truth`` (sample → arrays), the SAM feature ``basis`` and ``mean``."""
+    ``stores`` (store name → paths), ``truth`` (sample → arrays), the SAM feature ``basis`` and ``mean``.
+    ``first_shard`` numbers the shards (and their samples) from there, so that several calls (e.g.
+    in parallel processes) make stores whose shard and sample names do not collide."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     vocab = {"benchmark": vocabulary, "class_names": list(BENCH.class_names) if vocabulary == "scannet20" else ["x"]}
@@ -162,12 +165,12 @@ def make_stores(root: str | Path, samples_per_shard=(2, 1), n_points=400, n_view
     truth = {}
     basis = np.linalg.qr(np.random.default_rng(7).normal(size=(256, FEAT_C)))[0].T.astype(np.float32)  # (C, 256) orthonormal rows
     mean = np.zeros(256, np.float32)
-    for shard_i, n in enumerate(samples_per_shard):
+    for shard_i, n in enumerate(samples_per_shard, start=first_shard):
         shard = f"train-{shard_i:03d}"
         per_store: dict[str, dict] = {name: {} for name in root_attrs}
         for j in range(n):
             sid = f"scene{shard_i:02d}{j:02d}_00"
-            truth[sid] = make_sample(rng, n_points, n_views, noise, size=size)
+            truth[sid] = make_sample(rng, n_points, n_views, noise, size=size, extent=extent)
             for name, item in _sample_stores(rng, truth[sid], n_views, size, basis, mean).items():
                 per_store[name][sid] = item
         for name, samples in per_store.items():

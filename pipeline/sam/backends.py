@@ -44,7 +44,8 @@ def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class SegmentAnythingBackend:
-    """SAM's automatic masks and embedding from one encoder pass per view (crop layer 0)."""
+    """SAM's automatic masks and embedding from one encoder pass per view (crop layer 0), through the
+    batched generator (:mod:`pipeline.sam.batched`) or the official one (``sam.generator``)."""
 
     name = "segment_anything"
 
@@ -56,13 +57,22 @@ class SegmentAnythingBackend:
         encoder_batch: int = 1,
         precision: str = "fp32",
         device: str = "cpu",
+        generator: str = "batched",
     ) -> None:
+        from pipeline.sam import batched
         from pipeline.sam.generator import OnePassMaskGenerator
 
+        if generator not in ("batched", "official"):
+            raise UserError(f"config key sam.generator: {generator!r} is not one of ['batched', 'official']")
         self.loaded = loaded  # pipeline.sam.model.LoadedSam
         self.device = device
         self.precision = precision
-        self.generator = OnePassMaskGenerator(loaded.model, amg, precision)
+        self.batched = generator == "batched" and batched.supports(amg)
+        if generator == "batched" and not self.batched:
+            log.info("sam.generator batched covers crop_n_layers 0 and min_mask_region_area 0; running the official generator")
+        self.generator_name = "batched" if self.batched else "official"
+        make = batched.BatchedMaskGenerator if self.batched else OnePassMaskGenerator
+        self.generator = make(loaded.model, amg, precision)
         self.encoder_batch = int(encoder_batch)
         self.nesting_order = nesting_order
 
@@ -88,6 +98,7 @@ class SegmentAnythingBackend:
             encoder_batch=int(options.get("encoder_batch", 1)),
             precision=precision,
             device=device,
+            generator=options.get("generator", "batched"),
         )
 
     def metadata(self) -> dict[str, Any]:
@@ -103,6 +114,7 @@ class SegmentAnythingBackend:
             "patch": self.loaded.patch,
             "device": self.device,
             "precision": self.precision,
+            "generator": self.generator_name,
             "torch": torch.__version__,
             "segment_anything": getattr(segment_anything, "__version__", "1.0"),
         }
@@ -119,14 +131,17 @@ class SegmentAnythingBackend:
 
     def run_images(self, images: list[np.ndarray], label_size: tuple[int, int]) -> Iterator[tuple[ViewMasks, np.ndarray]]:
         """Per RGB image (H, W, 3) uint8: masks at ``label_size`` (W, H) and the valid feature region."""
+        from pipeline.sam.device_masks import view_masks_from_device
         from pipeline.sam.features import valid_region
         from pipeline.sam.generator import records_to_arrays
 
-        for image, (records, embedding) in zip(images, self.generator.generate_views(images, self.encoder_batch)):
+        for image, (found, embedding) in zip(images, self.generator.generate_views(images, self.encoder_batch)):
             h, w = image.shape[:2]
-            masks, iou, stability = records_to_arrays(records, (h, w))
-            masks = resize_masks(masks, label_size)
-            view = ViewMasks.from_masks(masks, iou, stability, self.nesting_order)
+            if self.batched:  # masks still on the device: resized, encoded and painted there
+                view = view_masks_from_device(found.masks, found.predicted_iou, found.stability_score, label_size, self.nesting_order)
+            else:  # the official records: RLE lists decoded on the host
+                masks, iou, stability = records_to_arrays(found, (h, w))
+                view = ViewMasks.from_masks(resize_masks(masks, label_size), iou, stability, self.nesting_order)
             feats = valid_region(embedding[0].detach().cpu().numpy(), self.grid((w, h)))
             yield view, feats
 

@@ -1,4 +1,5 @@
-"""Codecs of the ``sam`` store: run-length encoded masks and int8 PCA feature maps (numpy only).
+"""Codecs of the ``sam`` store: run-length encoded masks and int8 PCA feature maps (numpy; the
+batched mask encoder :func:`encode_rle_batch` also takes torch tensors on any device).
 
 Masks (``masks/rle``): a mask of shape (H, W) at label resolution is flattened row-major
 (``mask.ravel()``, index ``y * W + x``) and stored as alternating run lengths
@@ -44,6 +45,39 @@ def encode_rle(mask: np.ndarray) -> np.ndarray:
     if flat[0]:
         runs = np.concatenate([[0], runs])
     return runs.astype(np.uint32)
+
+
+def encode_rle_batch(masks) -> list[np.ndarray]:
+    """Masks (M, H, W) bool as a torch tensor on any device → :func:`encode_rle` of each, computed on
+    that device with one transfer of all runs (the SAM stage's GPU path). Equal to
+    ``[encode_rle(m) for m in masks.cpu().numpy()]``."""
+    import torch
+
+    m = int(masks.shape[0])
+    if m == 0:
+        return []
+    flat = masks.reshape(m, -1)
+    n = flat.shape[1]
+    if n == 0:
+        return [np.zeros(1, dtype=np.uint32) for _ in range(m)]
+    change = (flat[:, 1:] != flat[:, :-1]).nonzero()  # (K, 2) row-major: mask, then position
+    device = flat.device
+    owner = torch.cat([change[:, 0], torch.arange(m, device=device)])
+    ends = torch.cat([change[:, 1] + 1, torch.full((m,), n, dtype=change.dtype, device=device)])
+    order = torch.argsort(owner * (n + 1) + ends)  # each mask's run ends ascending, n last
+    owner, ends = owner[order], ends[order]
+    starts = torch.zeros_like(ends)
+    starts[1:] = ends[:-1]
+    first = torch.ones_like(owner, dtype=torch.bool)
+    first[1:] = owner[1:] != owner[:-1]
+    starts[first] = 0
+    runs = (ends - starts).to(torch.int64).cpu().numpy()
+    counts = torch.bincount(owner, minlength=m).cpu().numpy()
+    lead = flat[:, 0].cpu().numpy()
+    out = []
+    for i, part in enumerate(np.split(runs, np.cumsum(counts)[:-1])):
+        out.append((np.concatenate([[0], part]) if lead[i] else part).astype(np.uint32))
+    return out
 
 
 def decode_rle(runs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
