@@ -50,20 +50,27 @@ def iou(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def mean_iou(matrix: np.ndarray) -> float:
-    """Mean of :func:`iou` over classes present in ground truth or prediction (NaN if none)."""
+def mean_iou(matrix: np.ndarray, scored: Sequence[int] | None = None) -> float:
+    """Mean of :func:`iou` over classes present in ground truth or prediction (NaN if none);
+    with ``scored`` (class indices, a benchmark's ``scored_classes``) over those classes only.
+    Predictions of unscored classes still count as misses of the true class."""
     values = iou(matrix)
+    if scored is not None:
+        values = values[np.asarray(list(scored), dtype=np.int64)]
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")
 
 
-def summary(matrix: np.ndarray, class_names: Sequence[str]) -> dict:
-    """mIoU (mean over classes with a defined IoU), overall accuracy, per-class IoU and counts of a
-    (K, K + 1) matrix, as JSON-ready values."""
+def summary(matrix: np.ndarray, class_names: Sequence[str], scored: Sequence[int] | None = None) -> dict:
+    """mIoU (mean over the ``scored`` classes, default all, with a defined IoU), overall accuracy,
+    per-class IoU and counts of a (K, K + 1) matrix, as JSON-ready values; ``classes_scored``
+    names the classes mIoU averages over."""
     values = iou(matrix)
+    chosen = list(range(len(class_names))) if scored is None else [int(c) for c in scored]
     return {
-        "miou": mean_iou(matrix),
+        "miou": mean_iou(matrix, chosen),
         "accuracy": accuracy(matrix),
-        "classes_evaluated": int(np.isfinite(values).sum()),
+        "classes_scored": [class_names[c] for c in chosen],
+        "classes_evaluated": int(np.isfinite(values[chosen]).sum()),
         "elements": int(np.asarray(matrix).sum()),
         "iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, values)},
         "gt_count": {name: int(c) for name, c in zip(class_names, np.asarray(matrix).sum(axis=1))},

@@ -196,7 +196,7 @@ class Evaluation:
     def write(self) -> dict:
         """Write metrics.json, confusion_{3d,2d}.json and metrics.md; returns the metrics dict."""
         names, meta = list(self.bench.class_names), self.meta
-        results = {key: summary(c, names) for key, c in self.conf.items() if c.sum() > 0}
+        results = {key: summary(c, names, self.bench.scored_classes) for key, c in self.conf.items() if c.sum() > 0}
         official = self.write_lidarseg(results)
         metrics = {
             "checkpoint": {"path": str(self.checkpoint), "stage": meta["stage"], "step": meta["step"], "final": Path(self.checkpoint).name == "final.pt"},
@@ -216,7 +216,8 @@ class Evaluation:
         text = (
             f"# Evaluation: {meta['stage']} final checkpoint (step {meta['step']})\n\n"
             f"Splits {metrics['splits']}, {self.samples} samples, {self.views_with_gt} views with ground truth; transductive: "
-            f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n\n" + markdown_table(rows, names) + official
+            f"{metrics['transductive']}; no test-time augmentation. IoU in percent; mIoU averages over "
+            f"{_class_set(self.bench)}.\n\n" + markdown_table(rows, names) + official
         )
         atomic_write_text(self.out / "metrics.md", text)
         return metrics
@@ -260,6 +261,14 @@ def _apply(lut: np.ndarray, raw: np.ndarray) -> np.ndarray:
     from pipeline.vocab import apply_lut
 
     return apply_lut(lut, raw, default=IGNORE).astype(np.uint8)
+
+
+def _class_set(bench) -> str:
+    """The classes mIoU averages over, as the tables say it (benchmark ``scored`` classes)."""
+    scored = bench.scored_classes
+    if len(scored) == bench.n_classes:
+        return f"the {bench.n_classes} classes of `{bench.name}`"
+    return f"the {len(scored)} scored classes of `{bench.name}` ({', '.join(bench.class_names[c] for c in scored)})"
 
 
 def _write_json(path: Path, data) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from pipeline import input_checks
 from pipeline.errors import UserError
 from pipeline.metrics import accuracy, iou, labelled_only, mean_iou
+from pipeline.vocab import benchmark
 from pipeline.report.shard import _write_json
 
 
@@ -51,6 +52,7 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
     coverage = {key: sum(s["coverage"][key] for s in shards) for key in first["coverage"]}
     has_gt = {key: any(s["ground_truth"][key] for s in shards) for key in first["ground_truth"]}
     names = stage_names(first["nesting_order"], first["alt_nesting_order"])
+    scored = list(benchmark(first["benchmark"]).scored_classes)
     summary: dict[str, Any] = {}
     for key in first["confusion"]:
         matrix = np.sum([np.asarray(s["confusion"][key], dtype=np.int64) for s in shards], axis=0)
@@ -58,10 +60,10 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
         entry: dict[str, Any] = {"key": key, "confusion": matrix.tolist()}
         if has_gt[domain] and matrix.sum() > 0:
             entry.update(
-                miou=mean_iou(matrix),
+                miou=mean_iou(matrix, scored),
                 iou=_nan_to_none(iou(matrix)),
                 accuracy=accuracy(matrix),
-                miou_labelled=mean_iou(labelled_only(matrix)),
+                miou_labelled=mean_iou(labelled_only(matrix), scored),
                 evaluated=int(matrix.sum()),
             )
         summary[names[key]] = entry
@@ -71,6 +73,7 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
         "samples": sum(len(s["samples"]) for s in shards),
         "benchmark": first["benchmark"],
         "class_names": first["class_names"],
+        "classes_scored": [first["class_names"][c] for c in scored],
         "nesting_order": first["nesting_order"],
         "backends": first.get("backends", {}),
         "ground_truth": has_gt,
@@ -112,7 +115,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"backends: CLIP `{report['backends'].get('clip')}`, SAM `{report['backends'].get('sam')}`; "
         f"refinement nesting order `{report['nesting_order']}`.",
         "IoU from one confusion matrix per split. *mIoU* counts unlabelled predictions (ignore, unseen points) as "
-        "misses; *mIoU labelled* only scores elements that got a label.",
+        "misses; *mIoU labelled* only scores elements that got a label. mIoU averages over "
+        f"{', '.join(report['classes_scored'])}.",
         "",
         "## Coverage",
         "",
