@@ -47,7 +47,7 @@ PREPARED = StoreSpec(
         _a("views/instance", "uint16", "view,H,W", "2D instance ids at the working resolution (0 = none; nearest resize)", required=False),
     ),
     reads=(),
-    config=tuple(f"dataset.{k}" for k in ("kind", "name", "root", "scans_dir", "label_map", "frame_skip", "working_size", "image_codec", "jpeg_quality", "nuscenes")),
+    config=tuple(f"dataset.{k}" for k in ("kind", "name", "root", "scans_dir", "label_map", "frame_skip", "working_size", "image_codec", "jpeg_quality", "nuscenes", "nuimages")),
     trainer_arrays=("points/xyz",),
 )
 
@@ -143,6 +143,14 @@ STORES: dict[str, StoreSpec] = {s.name: s for s in (PREPARED, CLIP, SAM, REFINED
 
 PSEUDO_LABEL_STORES: tuple[str, ...] = ("clip", "sam", "refined", "points")
 """The stores the ``pseudo_labels`` target builds for every shard (after ``prepared``)."""
+
+IMAGE_ONLY_KINDS: tuple[str, ...] = ("nuimages",)
+"""Dataset kinds whose samples have no points: no ``points`` store, no project stage."""
+
+
+def pseudo_label_stores(kind: str) -> tuple[str, ...]:
+    """The stores ``pseudo_labels`` builds for a dataset of ``kind`` (``points`` only with points)."""
+    return tuple(s for s in PSEUDO_LABEL_STORES if not (s == "points" and kind in IMAGE_ONLY_KINDS))
 
 
 def store_spec(name: str) -> StoreSpec:
