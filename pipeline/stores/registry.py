@@ -261,23 +261,29 @@ def stage2_needs_predictions(train: Mapping[str, Any]) -> bool:
     return bool(stage2["enabled"]) and stage2["predictions"] == "frozen" and any(float(sources.get(s, 0)) > 0 for s in ("self", "cross"))
 
 
-def trainer_stores(command: str, train: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+def trainer_stores(command: str, train: Mapping[str, Any] | None = None, image_only: bool = False) -> tuple[str, ...]:
     """The stores a trainer command reads, in registry order. ``train`` (the config section) decides
-    whether ``stage2`` reads ``predictions``; without it the optional stores are included."""
+    whether ``stage2`` reads ``predictions``; without it the optional stores are included.
+    ``image_only`` (a dataset of :data:`IMAGE_ONLY_KINDS`): no ``points`` store."""
     if command not in TRAINER_COMMANDS:
         raise StoreError(f"unknown trainer command {command!r}; known: {list(TRAINER_COMMANDS)}")
     required, optional = TRAINER_COMMANDS[command]
     wanted = set(required) | set(optional)
     if command == "stage2" and train is not None and not stage2_needs_predictions(train):
         wanted.discard("predictions")
+    if image_only:
+        wanted.discard("points")
     return tuple(name for name in STORES if name in wanted)
 
 
-def required_trainer_stores(command: str, train: Mapping[str, Any] | None = None) -> tuple[str, ...]:
-    """The stores a trainer command cannot run without (``stage2`` adds ``predictions`` when needed)."""
+def required_trainer_stores(command: str, train: Mapping[str, Any] | None = None, image_only: bool = False) -> tuple[str, ...]:
+    """The stores a trainer command cannot run without (``stage2`` adds ``predictions`` when needed;
+    ``image_only`` drops ``points``)."""
     required = set(TRAINER_COMMANDS[command][0]) if command in TRAINER_COMMANDS else set(trainer_stores(command))
     if command == "stage2" and train is not None and stage2_needs_predictions(train):
         required.add("predictions")
+    if image_only:
+        required.discard("points")
     return tuple(name for name in STORES if name in required)
 
 

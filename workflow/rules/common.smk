@@ -156,26 +156,21 @@ def train_splits(cfg):
     return [*cfg["train"]["splits"], *extra]
 
 
-def no_image_only_training(what):
-    """Training and evaluation need points today: stop the DAG with one line for image-only data."""
-    if IMAGE_ONLY:
-        raise ValueError(f"dataset.kind {DATASET['kind']}: {what} is not available for image-only datasets yet "
-                         "(the 2D-only trainer path is not implemented); run the pseudo_labels target")
-
-
 def training_inputs(command, cfg):
     """Named inputs of a training command: the stores it reads (``predictions`` excluded: they
     belong to a run, not to the pipeline), every training shard of each."""
-    no_image_only_training(f"python -m train {command}")
-    return {name: all_stores(name, train_splits(cfg)) for name in trainer_stores(command, cfg["train"]) if name != "predictions"}
+    return {name: all_stores(name, train_splits(cfg)) for name in trainer_stores(command, cfg["train"], image_only=IMAGE_ONLY)
+            if name != "predictions"}
 
 
 def evaluation_inputs(cfg):
-    """The stores evaluate reads, every shard of the evaluation splits (image-only data: an input
-    function that stops the DAG with one line, only if an evaluation job is asked for)."""
-    if IMAGE_ONLY:
-        return {"unavailable": lambda wildcards: no_image_only_training("python -m train evaluate")}
-    return {name: all_stores(name, cfg["evaluate"]["splits"]) for name in trainer_stores("evaluate")}
+    """The stores evaluate reads, every shard of the evaluation splits (no points for image-only data)."""
+    return {name: all_stores(name, cfg["evaluate"]["splits"]) for name in trainer_stores("evaluate", image_only=IMAGE_ONLY)}
+
+
+def predict_inputs():
+    """The stores a predict_shard job reads (the registry's; no points for image-only data)."""
+    return {read: store(read) for read in store_spec("predictions").reads if not (IMAGE_ONLY and read == "points")}
 
 
 def store_flags(input, names):

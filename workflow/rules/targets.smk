@@ -9,8 +9,6 @@ TRAIN_STAGE1_TARGETS = [f"{RESULTS}/train/stage1/final.pt"]
 TRAIN_STAGE2_TARGETS = [f"{RESULTS}/train/stage2/final.pt"]
 EVALUATE_TARGETS = [f"{RESULTS}/evaluate/stage1", f"{RESULTS}/evaluate/stage2"]
 ALL_TARGETS = [*PREPARE_TARGETS, *PSEUDO_LABEL_TARGETS, *TRAIN_STAGE1_TARGETS, *TRAIN_STAGE2_TARGETS, *EVALUATE_TARGETS]
-if IMAGE_ONLY:  # no 2D-only trainer yet: `all` is everything that exists for image-only data (README, nuImages)
-    ALL_TARGETS = [*PREPARE_TARGETS, *PSEUDO_LABEL_TARGETS]
 
 
 localrules:
