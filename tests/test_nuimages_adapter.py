@@ -148,3 +148,19 @@ def test_bad_input_is_one_line_naming_file_and_record(tree, tmp_path, case, expe
     import re
 
     assert re.search(expect, message), message
+
+
+def test_export_lut_numbers_classes_as_get_segmentation(tree):
+    from train.export import nuimages_export_lut
+
+    adapter = _adapter(tree.root)
+    adapter.select("train", tree.samples["train"])
+    bench = benchmark("nuimages11")
+    lut = nuimages_export_lut(adapter.root_attrs()["nuimages_categories"], bench)
+    names = bench.class_names
+    assert lut[names.index("car")] == 17 and lut[names.index("pedestrian")] == 2 and lut[names.index("driveable_surface")] == 24
+    assert lut[names.index("sidewalk")] == 0 and lut[IGNORE] == 0
+    # round trip: the exported fine index maps back to the class through the ground-truth LUT
+    gt = prepared_ground_truth_luts(adapter.root_attrs(), bench)["views"]
+    for c in bench.scored_classes:
+        assert gt[lut[c]] == c

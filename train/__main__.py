@@ -84,7 +84,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ev, train = config["evaluate"], config["train"]
     metrics = evaluate(args.checkpoint, _stores(args, "evaluate"), args.out,
                        export_benchmark=ev["export_benchmark"], export_ply=ev["export_ply"], pseudo_labels=ev["pseudo_labels"],
-                       export_lidarseg=ev["export_lidarseg"],
+                       export_lidarseg=ev["export_lidarseg"], export_png=ev["export_png"],
                        device=train["device"], threads=train["threads"])
     res = metrics["results"]
     for key in ("3d", "2d"):

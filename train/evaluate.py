@@ -31,7 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pipeline.atomic import atomic_write_text
-from pipeline.images import read_view_images, resize_labels
+from pipeline.images import read_view_images, resize_image, resize_labels
 from pipeline.metrics import confusion, markdown_table, summary
 from pipeline.stores import StoreError, StoreReader, shard_of
 from pipeline.vocab import IGNORE, benchmark, prepared_ground_truth_luts
@@ -39,9 +39,11 @@ from train.engine.checkpoint import load_for_inference
 from train.export import (
     devkit_split,
     lidarseg_official_miou,
+    nuimages_export_lut,
     write_benchmark_labels,
     write_lidarseg_labels,
     write_lidarseg_submission,
+    write_nuimages_png,
     write_prediction_ply,
 )
 from train.inference import predict_points, predict_views
@@ -75,6 +77,7 @@ class Options:
     export_ply: bool
     pseudo_labels: bool
     export_lidarseg: bool = True
+    export_png: bool = True
 
 
 LIDARSEG_BENCHMARK = "nuscenes16"
@@ -178,6 +181,19 @@ class Evaluation:
             self.samples += 1
             self.points(prepared, readers, luts, sample)
             self.views(prepared, readers, luts, sample)
+            if self.options.export_png and prepared.attrs.get("label_spaces", {}).get("views") == "nuimages":
+                self.export_nuimages(prepared, readers, sample)
+
+    def export_nuimages(self, prepared: StoreReader, readers: Mapping[str, StoreReader], sample: str) -> None:
+        """nuImages: each view's 2D prediction at the image's native size as a PNG of fine indices
+        (``get_segmentation``'s numbering) and a colour overlay, ``nuimages/<split>/<sample_data token>``."""
+        lut = nuimages_export_lut(prepared.attrs.get("nuimages_categories") or (), self.bench)
+        token = prepared.sample_attrs(sample).get("camera_token") or sample
+        images = read_view_images(prepared, sample, None)
+        for v, (w, h) in enumerate(prepared.read(sample, "views/native_size")):
+            pred = predict_views(self.net2d, images[v:v + 1], _label_size(readers, prepared, sample), (int(w), int(h)), self.device)[0]
+            write_nuimages_png(self.out / "nuimages" / str(prepared.attrs.get("split")), f"{token}" + (f"_{v}" if v else ""),
+                               lut[pred], pred, resize_image(images[v], (int(w), int(h))))
 
     def write_lidarseg(self, results: dict) -> str:
         """nuscenes16: add the devkit's mIoU to ``results["3d"]`` (``miou_official``, and
@@ -233,6 +249,7 @@ def evaluate(
     device: str = "auto",
     threads: int = 0,
     export_lidarseg: bool = True,
+    export_png: bool = True,
 ) -> dict:
     """Evaluate ``checkpoint`` on the shards given in ``stores`` (store name → paths, ``prepared``
     required; ``refined``/``points`` for the pseudo-label rows; ``sam`` for the label size).
@@ -240,7 +257,7 @@ def evaluate(
     submission (nuscenes16). Writes the outputs into ``out`` and returns the metrics dict."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels, export_lidarseg), device, threads)
+    run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels, export_lidarseg, export_png), device, threads)
     by_store = {store: {shard_of(str(p)): p for p in paths} for store, paths in stores.items() if paths and store != "prepared"}
     for path in stores["prepared"]:
         run.shard(path, by_store)
