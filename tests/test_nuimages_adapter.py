@@ -164,3 +164,8 @@ def test_export_lut_numbers_classes_as_get_segmentation(tree):
     gt = prepared_ground_truth_luts(adapter.root_attrs(), bench)["views"]
     for c in bench.scored_classes:
         assert gt[lut[c]] == c
+
+
+def test_listing_a_missing_version_names_the_table(tmp_path):
+    with pytest.raises(InputFileError, match=r"v1.0-val/sample.json: table file not found; .*ten nuImages tables \(split 'val'"):
+        _adapter(tmp_path).list_samples("val")

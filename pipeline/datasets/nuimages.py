@@ -98,6 +98,9 @@ class NuImagesAdapter:
         """Sample tokens of ``split``'s version, in table order (reads sample.json only)."""
         version = self.version(split)
         path = self.options.root / version / "sample.json"
+        if not path.is_file():
+            raise InputFileError(path, f"table file not found; dataset.root must hold {version}/ with the ten nuImages tables "
+                                       f"(split {split!r}, dataset.nuimages.versions)")
         out = []
         for rec in read_table(path, version):
             if not isinstance(rec, dict) or "token" not in rec:
