@@ -169,3 +169,12 @@ def test_export_lut_numbers_classes_as_get_segmentation(tree):
 def test_listing_a_missing_version_names_the_table(tmp_path):
     with pytest.raises(InputFileError, match=r"v1.0-val/sample.json: table file not found; .*ten nuImages tables \(split 'val'"):
         _adapter(tmp_path).list_samples("val")
+
+
+def test_dataset_scenes_filters_by_logfile(tree):
+    from pipeline.config import validate
+    from pipeline.membership import split_samples
+
+    dataset = validate({"dataset": {"kind": "nuimages", "root": str(tree.root), "splits": ["train", "val"],
+                                    "scenes": ["log-val"], "demo": {"enabled": False}}})["dataset"]
+    assert split_samples(dataset) == {"train": [], "val": tree.samples["val"]}

@@ -109,13 +109,21 @@ class NuImagesAdapter:
         return out
 
     def sample_scene(self, sample_id: str) -> str:
-        """nuImages has no scenes: the logfile a sample comes from (``dataset.scenes`` filters by it)."""
-        for version in self.options.versions.values():
-            if (self.options.root / version).is_dir():
-                tables = self._tables.get(version) or self._tables.setdefault(version, NuImagesTables(self.options.root, version, ()))
-                if sample_id in tables.samples:
-                    return tables.logfile_of(sample_id)
-        raise UserError(f"sample {sample_id!r} is in no nuImages version below {self.options.root}")
+        """nuImages has no scenes: the logfile a sample comes from (``dataset.scenes`` filters by it).
+        Reads sample.json and log.json of the configured versions only (once)."""
+        if not hasattr(self, "_log_of"):
+            self._log_of: dict[str, str] = {}
+            for version in dict.fromkeys(self.options.versions.values()):
+                folder = self.options.root / version
+                if not (folder / "sample.json").is_file():
+                    continue
+                logs = {r.get("token"): r.get("logfile") for r in read_table(folder / "log.json", version) if isinstance(r, dict)}
+                for rec in read_table(folder / "sample.json", version):
+                    if isinstance(rec, dict) and rec.get("log_token") in logs:
+                        self._log_of[str(rec.get("token"))] = str(logs[rec["log_token"]])
+        if sample_id not in self._log_of:
+            raise UserError(f"sample {sample_id!r} is in no nuImages version below {self.options.root} (or its log is missing)")
+        return self._log_of[sample_id]
 
     def root_attrs(self) -> dict[str, Any]:
         """Store-level attributes: ``kind``, ``version`` (of the selected split), ``label_spaces``
