@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.demo.cli",
     "pipeline.demo_nuscenes.cli",
+    "pipeline.demo_nuimages.cli",
     "pipeline.prepare",
     "pipeline.manifest",
     "pipeline.clip.cli",

@@ -35,6 +35,7 @@ COUNTED: tuple[CountedCheck, ...] = (
     CountedCheck("labels_outside_nyu40", "vertices", "sample", "vertex kept, ignored in evaluation (labels.ply id > 40)"),
     CountedCheck("mesh_without_faces", "samples", "sample", "no back-face test in project (the ply has no faces)"),
     CountedCheck("mesh_without_colors", "samples", "sample", "3D colour input is grey 128 (the ply has no red/green/blue)"),
+    CountedCheck("null_masks", "annotations", "sample", "annotation skipped, its pixels keep what was drawn before (nuImages mask null)"),
     CountedCheck("split_duplicates", "lines", "dataset", "scene read once (listed more than once in its split file)"),
 )
 """Every counter, in the order the manifest columns and the report list them."""

@@ -32,11 +32,30 @@ def _nuscenes_demo(demo: Mapping[str, Any]) -> tuple[dict[str, list[str]], dict[
     return by_split, scene_of
 
 
+def _nuimages_demo(demo: Mapping[str, Any]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    from pipeline.demo_nuimages.spec import log_names, sample_token
+
+    train, val = log_names(demo["num_scenes"], demo["num_val"])
+    by_split, log_of = {}, {}
+    for split, logs in (("train", train), ("val", val)):
+        by_split[split] = []
+        for log in logs:
+            for k in range(demo["samples_per_scene"]):
+                token = sample_token(demo["seed"], log, k)
+                by_split[split].append(token)
+                log_of[token] = log
+    return by_split, log_of
+
+
+DEMOS = {"nuscenes": _nuscenes_demo, "nuimages": _nuimages_demo}
+"""Dataset kind → its demo's membership (ScanNet's otherwise)."""
+
+
 def split_samples(dataset: Mapping[str, Any]) -> dict[str, list[str]]:
     """``{split: [sample ids]}`` of the validated ``dataset`` section, for its ``splits`` only."""
     demo = dataset["demo"]
     if demo["enabled"]:
-        by_split, scene_of = (_nuscenes_demo if dataset["kind"] == "nuscenes" else _scannet_demo)(demo)
+        by_split, scene_of = DEMOS.get(dataset["kind"], _scannet_demo)(demo)
     else:
         from pipeline.datasets import make_adapter
 

@@ -65,6 +65,17 @@ def present_in_truth(*matrices: np.ndarray) -> np.ndarray:
     return np.any([np.asarray(m).sum(axis=1) > 0 for m in matrices], axis=0)
 
 
+def scored_mask(n_classes: int, scored: Sequence[int] | None) -> np.ndarray:
+    """(K,) bool of a benchmark's ``scored_classes`` (class indices; None: all K). A protocol such as
+    ``nuimages11`` scores fewer classes than it prompts: the others are never averaged, but their
+    predictions on scored pixels still count as errors."""
+    mask = np.ones(n_classes, dtype=bool)
+    if scored is not None:
+        mask[:] = False
+        mask[np.asarray(list(scored), dtype=np.int64)] = True
+    return mask
+
+
 CLASS_SET = "classes present in the split's ground truth"
 """What every mIoU of the project averages over, the same set for every row of a table."""
 
@@ -83,24 +94,31 @@ def mean_iou(matrix: np.ndarray, classes: np.ndarray | None = None) -> float:
     return float(np.nan_to_num(values[chosen], nan=0.0).mean())
 
 
-def mean_iou_gt_or_pred(matrix: np.ndarray) -> float:
+def mean_iou_gt_or_pred(matrix: np.ndarray, scored: Sequence[int] | None = None) -> float:
     """The official evaluators' mIoU: nan-aware mean of :func:`iou` over the classes in ground truth
-    *or* predicted, so a predicted class absent from the ground truth adds a 0 (NaN if none)."""
+    *or* predicted, so a predicted class absent from the ground truth adds a 0 (NaN if none); with
+    ``scored`` (a benchmark's scored class indices) over those classes only."""
     values = iou(matrix)
+    if scored is not None:
+        values = values[np.asarray(list(scored), dtype=np.int64)]
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")
 
 
-def summary(matrix: np.ndarray, class_names: Sequence[str], classes: np.ndarray | None = None) -> dict:
+def summary(matrix: np.ndarray, class_names: Sequence[str], classes: np.ndarray | None = None,
+            scored: Sequence[int] | None = None) -> dict:
     """JSON-ready metrics of a (K, K + 1) matrix: ``miou`` over ``classes`` ((K,) bool; default the
-    classes present in this matrix's ground truth), listed in ``class_set``; ``miou_gt_or_pred``
-    (the official evaluators' mean); overall accuracy; per-class IoU (None where undefined) and
-    ground-truth counts."""
+    classes present in this matrix's ground truth), restricted to the benchmark's ``scored`` class
+    indices (default all), listed in ``class_set``; ``miou_gt_or_pred`` (the official evaluators'
+    mean over the scored classes); overall accuracy; per-class IoU (None where undefined) and
+    ground-truth counts; ``classes_scored`` names the benchmark's scored classes."""
     values = iou(matrix)
     chosen = present_in_truth(matrix) if classes is None else np.asarray(classes, dtype=bool)
+    chosen = chosen & scored_mask(len(class_names), scored)
     return {
         "miou": mean_iou(matrix, chosen),
-        "miou_gt_or_pred": mean_iou_gt_or_pred(matrix),
+        "miou_gt_or_pred": mean_iou_gt_or_pred(matrix, scored),
         "class_set": [name for name, keep in zip(class_names, chosen) if keep],
+        "classes_scored": [name for name, keep in zip(class_names, scored_mask(len(class_names), scored)) if keep],
         "accuracy": accuracy(matrix),
         "classes_evaluated": int(chosen.sum()),
         "elements": int(np.asarray(matrix).sum()),
@@ -109,11 +127,13 @@ def summary(matrix: np.ndarray, class_names: Sequence[str], classes: np.ndarray 
     }
 
 
-def comparable(matrices: Mapping[str, np.ndarray], class_names: Sequence[str]) -> dict[str, dict]:
+def comparable(matrices: Mapping[str, np.ndarray], class_names: Sequence[str],
+               scored: Sequence[int] | None = None) -> dict[str, dict]:
     """:func:`summary` of each row (name → (K, K + 1) matrix), all over one class set: the classes
-    present in the ground truth of any of the rows (rows of one table share a split)."""
-    chosen = present_in_truth(*matrices.values())
-    return {name: summary(m, class_names, chosen) for name, m in matrices.items()}
+    present in the ground truth of any of the rows (rows of one table share a split), among the
+    benchmark's ``scored`` class indices (default all)."""
+    chosen = present_in_truth(*matrices.values()) & scored_mask(len(class_names), scored)
+    return {name: summary(m, class_names, chosen, scored) for name, m in matrices.items()}
 
 
 def _pct(value: float | None) -> str:

@@ -43,6 +43,8 @@ def prepare_shard(
     from pipeline.stores import StoreWriter
 
     adapter = make_adapter(dataset, threads=threads)
+    if hasattr(adapter, "select"):  # adapters that index per shard (nuImages: a shard's annotations only)
+        adapter.select(split, list(samples))
     options = prepare_options(dataset)
     attrs = {
         "dataset": dataset.get("name"),

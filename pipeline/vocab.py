@@ -84,22 +84,44 @@ the lidarseg instructions list some indices wrongly (sidewalk, terrain, other fl
 other, vegetation)."""
 
 
+NUIMAGES_CATEGORIES: tuple[str, ...] = tuple(
+    name for name in NUSCENES_FINE_TO_CLASS if name not in ("noise", "static.other") and not name.startswith(("flat.", "static."))
+) + ("flat.driveable_surface",)
+"""The 25 category names of nuImages' ``category.json``: the 23 object classes of nuScenes, then
+``vehicle.ego`` and ``flat.driveable_surface`` (the devkit numbers them 31 and 24)."""
+
+NUIMAGES_SCORED: tuple[str, ...] = (
+    "barrier", "bicycle", "bus", "car", "construction_vehicle", "motorcycle", "pedestrian", "traffic_cone", "trailer",
+    "truck", "driveable_surface",
+)
+"""The 11 ``nuscenes16`` classes that nuImages annotates (its object classes and driveable
+surface); other_flat, sidewalk, terrain, manmade and vegetation are never annotated."""
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """An evaluation vocabulary: class names and the raw-id → class-index mapping.
 
     ``raw_ids[c]`` is the raw id of class ``c`` (used for exports such as the ScanNet
-    benchmark files, which want nyu40 ids).
+    benchmark files, which want nyu40 ids). ``scored`` are the class indices that mIoU averages
+    over (all classes unless the protocol says otherwise, e.g. ``nuimages11``); every class is
+    still trained, predicted and prompted.
     """
 
     name: str
     class_names: tuple[str, ...]
     raw_ids: tuple[int, ...]
     lut: np.ndarray = field(repr=False)  # (max_raw_id + 1,) uint8
+    scored: tuple[int, ...] | None = None
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def scored_classes(self) -> tuple[int, ...]:
+        """Class indices that mIoU averages over (all by default)."""
+        return tuple(range(self.n_classes)) if self.scored is None else self.scored
 
     def map(self, raw: np.ndarray) -> np.ndarray:
         """Map raw ids (any integer dtype, any shape) to class indices (uint8, same shape)."""
@@ -116,11 +138,12 @@ class Benchmark:
         return table[np.asarray(classes, dtype=np.uint8)]
 
 
-def _benchmark(name: str, names: Sequence[str], raw_ids: Sequence[int], max_raw: int) -> Benchmark:
+def _benchmark(name: str, names: Sequence[str], raw_ids: Sequence[int], max_raw: int, scored: Sequence[str] | None = None) -> Benchmark:
     lut = np.full(max_raw + 1, IGNORE, dtype=np.uint8)
     for index, raw in enumerate(raw_ids):
         lut[raw] = index
-    return Benchmark(name, tuple(names), tuple(int(r) for r in raw_ids), lut)
+    indices = None if scored is None else tuple(list(names).index(n) for n in scored)
+    return Benchmark(name, tuple(names), tuple(int(r) for r in raw_ids), lut, indices)
 
 
 _BENCHMARKS: dict[str, Benchmark] = {
@@ -131,7 +154,14 @@ _BENCHMARKS: dict[str, Benchmark] = {
         max_raw=40,
     ),
     "nuscenes16": _benchmark("nuscenes16", NUSCENES16_NAMES, range(1, len(NUSCENES16_NAMES) + 1), max_raw=len(NUSCENES16_NAMES)),
+    # nuImages' protocol (docs/method.md, "nuImages"): the 16 classes are prompted, trained and
+    # predicted; mIoU averages over the 11 that nuImages annotates; unannotated pixels are ignored.
+    "nuimages11": _benchmark("nuimages11", NUSCENES16_NAMES, range(1, len(NUSCENES16_NAMES) + 1), max_raw=len(NUSCENES16_NAMES),
+                             scored=NUIMAGES_SCORED),
 }
+
+NUSCENES_CLASS_SPACES: tuple[str, ...] = ("nuscenes16", "nuimages11")
+"""Benchmarks over the 16 nuScenes classes (fine indices map to them by name)."""
 
 
 def benchmark(name: str) -> Benchmark:
@@ -209,9 +239,7 @@ class PromptVocabulary:
         return self.to_class[np.asarray(prompt_index, dtype=np.int64)]
 
 
-DEFAULT_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "scannet20": {"otherfurniture": ("other furniture",)},
-    "nuscenes16": {
+_NUSCENES_PROMPTS: dict[str, tuple[str, ...]] = {
         "barrier": ("barrier", "traffic barrier", "concrete barrier"),
         "bicycle": ("bicycle", "bike"),
         "car": ("car", "sedan", "suv"),
@@ -225,7 +253,11 @@ DEFAULT_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
         "terrain": ("grass", "terrain", "soil"),
         "manmade": ("building", "wall", "pole", "traffic sign", "fence"),
         "vegetation": ("tree", "vegetation", "bush"),
-    },
+}
+DEFAULT_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "scannet20": {"otherfurniture": ("other furniture",)},
+    "nuscenes16": _NUSCENES_PROMPTS,
+    "nuimages11": _NUSCENES_PROMPTS,
 }
 """Per benchmark, the prompt names (synonyms) of classes whose own name prompts poorly; the config's
 ``vocabulary.prompts`` overrides them class by class."""
@@ -233,6 +265,7 @@ DEFAULT_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
 DEFAULT_EXTRA_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
     "scannet20": {"ceiling": ("ceiling",)},
     "nuscenes16": {"sky": ("sky",)},
+    "nuimages11": {"sky": ("sky",)},
 }
 """Per benchmark, prompt-only classes scored by CLIP and mapped to ignore (things every scene shows
 that no class covers); ``vocabulary.extra_prompts`` overrides them by name (an empty list drops one)."""
@@ -291,7 +324,7 @@ def prompt_vocabulary(
     return PromptVocabulary(bench, tuple(names), np.asarray(to_class, dtype=np.uint8))
 
 
-LABEL_SPACES = ("nyu40", "scannet-raw", "nuscenes-lidarseg")
+LABEL_SPACES = ("nyu40", "scannet-raw", "nuscenes-lidarseg", "nuimages")
 """Raw label spaces a prepared store may declare (root attribute ``label_spaces``)."""
 
 
@@ -303,8 +336,8 @@ def nuscenes_fine_lut(categories: Sequence[Sequence], bench: Benchmark) -> np.nd
     ``lidarseg_categories``, from ``category.json``); the mapping goes by name. An unknown name
     raises ``ValueError``.
     """
-    if bench.name != "nuscenes16":
-        raise ValueError(f"no mapping from nuscenes-lidarseg to benchmark {bench.name!r}; use nuscenes16")
+    if bench.name not in NUSCENES_CLASS_SPACES:
+        raise ValueError(f"no mapping from nuScenes/nuImages fine classes to benchmark {bench.name!r}; use one of {NUSCENES_CLASS_SPACES}")
     if not categories:
         raise ValueError("label space 'nuscenes-lidarseg' needs the lidarseg categories ([index, name] pairs)")
     lut = np.full(max(int(i) for i, _ in categories) + 1, IGNORE, dtype=np.uint8)
@@ -327,9 +360,10 @@ def ground_truth_lut(
     ``nyu40``: direct. ``scannet-raw``: ScanNet raw category ids, first mapped to nyu40 by
     ``label_map`` (pairs ``[raw_id, nyu40_id]``, as the prepared store's root attribute
     ``label_map`` holds them), then to the benchmark. ``nuscenes-lidarseg``: fine indices, mapped
-    by their names in ``categories`` (:func:`nuscenes_fine_lut`).
+    by their names in ``categories`` (:func:`nuscenes_fine_lut`). ``nuimages``: the fine indices
+    of ``get_segmentation`` (``categories`` = the store's ``nuimages_categories``), mapped the same way.
     """
-    if space == "nuscenes-lidarseg":
+    if space in ("nuscenes-lidarseg", "nuimages"):
         return nuscenes_fine_lut(categories or (), bench)
     if space == "nyu40":
         if bench.name != "scannet20":
@@ -347,11 +381,13 @@ def prepared_ground_truth_luts(store_attrs: Mapping, bench: Benchmark) -> dict[s
     """LUTs for a prepared store's point and view labels: ``{"points": lut, "views": lut}``.
 
     Reads the root attributes ``label_spaces`` ({"points": space, "views": space}),
-    ``label_map`` and ``lidarseg_categories``; entries whose space is absent are left out.
+    ``label_map`` and ``lidarseg_categories`` (``nuimages_categories`` for space ``nuimages``);
+    entries whose space is absent are left out.
     """
     spaces = store_attrs.get("label_spaces", {})
     return {
-        which: ground_truth_lut(space, bench, store_attrs.get("label_map"), store_attrs.get("lidarseg_categories"))
+        which: ground_truth_lut(space, bench, store_attrs.get("label_map"),
+                                store_attrs.get("nuimages_categories" if space == "nuimages" else "lidarseg_categories"))
         for which, space in spaces.items()
         if space
     }

@@ -36,13 +36,14 @@ def _store_args(parser: argparse.ArgumentParser, command: str, one: bool = False
     """One ``--<store>`` option per store the command reads (the registry's list), required or not."""
     from pipeline.stores import required_trainer_stores, store_spec, trainer_stores
 
-    required = required_trainer_stores(command)
+    required = required_trainer_stores(command, image_only=True)  # points: checked by the command (not for image-only data)
     for name in trainer_stores(command):
         spec = store_spec(name)
         where = f"<results>/{name}/<shard>.zarr"
         help_ = f"{spec.doc} ({where}, written by the {spec.stage} stage)" + ("" if one else "; one per shard, matched by file name")
         if name not in required:
-            help_ += "; optional" + (" (needed when stage 2 has frozen self/cross sources)" if name == "predictions" else "")
+            help_ += "; optional" + {"predictions": " (needed when stage 2 has frozen self/cross sources)",
+                                     "points": " for image-only datasets (nuImages), required otherwise"}.get(name, "")
         parser.add_argument(f"--{name}", nargs=None if one else "+", required=name in required, metavar="STORE", help=help_)
 
 
@@ -94,6 +95,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(args.checkpoint, _stores(args, "evaluate"), args.out,
                        export_benchmark=ev["export_benchmark"], export_ply=ev["export_ply"], pseudo_labels=ev["pseudo_labels"],
                        export_lidarseg=ev["export_lidarseg"], plumbing_below_steps=ev["plumbing_below_steps"],
+                       export_png=ev["export_png"],
                        device=train["device"], threads=train["threads"])
     res = metrics["results"]
     for key in ("3d", "2d"):

@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pipeline.atomic import atomic_write_text
-from pipeline.images import read_view_images, resize_labels
+from pipeline.images import read_view_images, resize_image, resize_labels
 from pipeline.metrics import CLASS_SET, comparable, confusion, markdown_table
 from pipeline.stores import StoreError, StoreReader, shard_of
 from pipeline.vocab import IGNORE, benchmark, prepared_ground_truth_luts
@@ -41,9 +41,11 @@ from train.engine.checkpoint import load_for_inference
 from train.export import (
     devkit_split,
     lidarseg_official_miou,
+    nuimages_export_lut,
     write_benchmark_labels,
     write_lidarseg_labels,
     write_lidarseg_submission,
+    write_nuimages_png,
     write_prediction_ply,
 )
 from train.inference import predict_points, predict_views
@@ -85,6 +87,7 @@ class Options:
     pseudo_labels: bool
     export_lidarseg: bool = True
     plumbing_below_steps: int = 1000
+    export_png: bool = True
 
 
 LEARNING_RUNS: dict[str, str] = {
@@ -211,6 +214,19 @@ class Evaluation:
             self.samples += 1
             self.points(prepared, readers, luts, sample)
             self.views(prepared, readers, luts, sample)
+            if self.options.export_png and prepared.attrs.get("label_spaces", {}).get("views") == "nuimages":
+                self.export_nuimages(prepared, readers, sample)
+
+    def export_nuimages(self, prepared: StoreReader, readers: Mapping[str, StoreReader], sample: str) -> None:
+        """nuImages: each view's 2D prediction at the image's native size as a PNG of fine indices
+        (``get_segmentation``'s numbering) and a colour overlay, ``nuimages/<split>/<sample_data token>``."""
+        lut = nuimages_export_lut(prepared.attrs.get("nuimages_categories") or (), self.bench)
+        token = prepared.sample_attrs(sample).get("camera_token") or sample
+        images = read_view_images(prepared, sample, None)
+        for v, (w, h) in enumerate(prepared.read(sample, "views/native_size")):
+            pred = predict_views(self.net2d, images[v:v + 1], _label_size(readers, prepared, sample), (int(w), int(h)), self.device)[0]
+            write_nuimages_png(self.out / "nuimages" / str(prepared.attrs.get("split")), f"{token}" + (f"_{v}" if v else ""),
+                               lut[pred], pred, resize_image(images[v], (int(w), int(h))))
 
     def write_lidarseg(self, results: dict) -> str:
         """nuscenes16: add the devkit's mIoU to ``results["3d"]`` (``miou_official``, and
@@ -233,7 +249,7 @@ class Evaluation:
         for _, _, keys in MODALITIES.values():
             rows = {k: self.conf[k] for k in keys if self.conf[k].sum() > 0}
             if rows:
-                results.update(comparable(rows, names))
+                results.update(comparable(rows, names, self.bench.scored_classes))
         return results
 
     def write(self) -> dict:
@@ -262,7 +278,8 @@ class Evaluation:
         text = (
             f"# Evaluation: {meta['stage']} final checkpoint (step {meta['step']})\n\n"
             f"Splits {metrics['splits']}, {self.samples} samples, {self.views_with_gt} views with ground truth; transductive: "
-            f"{metrics['transductive']}; no test-time augmentation. IoU in percent.\n"
+            f"{metrics['transductive']}; no test-time augmentation. IoU in percent; mIoU averages over "
+            f"{_class_set(self.bench)}.\n"
             + (f"\n{note}\n" if note else "")
         )
         for title, unit, keys in MODALITIES.values():
@@ -284,6 +301,7 @@ def evaluate(
     threads: int = 0,
     export_lidarseg: bool = True,
     plumbing_below_steps: int = 1000,
+    export_png: bool = True,
 ) -> dict:
     """Evaluate ``checkpoint`` on the shards given in ``stores`` (store name → paths, ``prepared``
     required; ``refined``/``points`` for the pseudo-label rows; ``sam`` for the label size).
@@ -292,7 +310,8 @@ def evaluate(
     a plumbing run (:func:`plumbing_note`). Writes the outputs into ``out`` and returns the metrics dict."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels, export_lidarseg, plumbing_below_steps), device, threads)
+    run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels, export_lidarseg,
+                                              plumbing_below_steps, export_png), device, threads)
     by_store = {store: {shard_of(str(p)): p for p in paths} for store, paths in stores.items() if paths and store != "prepared"}
     for path in stores["prepared"]:
         run.shard(path, by_store)
@@ -313,6 +332,14 @@ def _apply(lut: np.ndarray, raw: np.ndarray) -> np.ndarray:
     from pipeline.vocab import apply_lut
 
     return apply_lut(lut, raw, default=IGNORE).astype(np.uint8)
+
+
+def _class_set(bench) -> str:
+    """The classes mIoU averages over, as the tables say it (benchmark ``scored`` classes)."""
+    scored = bench.scored_classes
+    if len(scored) == bench.n_classes:
+        return f"the {bench.n_classes} classes of `{bench.name}`"
+    return f"the {len(scored)} scored classes of `{bench.name}` ({', '.join(bench.class_names[c] for c in scored)})"
 
 
 def _write_json(path: Path, data) -> None:

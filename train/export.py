@@ -1,9 +1,10 @@
 """Exports: ScanNet benchmark label files, nuScenes lidarseg submissions (and the devkit's scoring
-of one), PLY meshes coloured by prediction."""
+of one), PLY meshes coloured by prediction, nuImages label PNGs with colour overlays."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -133,3 +134,46 @@ def _devkit_iou(matrix: np.ndarray) -> np.ndarray:
     union = gt_count + full.sum(axis=0) - tp
     with np.errstate(divide="ignore", invalid="ignore"):
         return tp / union.astype(np.float32)
+
+
+NUIMAGES_EXPORT_NAMES: dict[str, str] = {
+    "barrier": "movable_object.barrier", "bicycle": "vehicle.bicycle", "bus": "vehicle.bus.rigid", "car": "vehicle.car",
+    "construction_vehicle": "vehicle.construction", "motorcycle": "vehicle.motorcycle", "pedestrian": "human.pedestrian.adult",
+    "traffic_cone": "movable_object.trafficcone", "trailer": "vehicle.trailer", "truck": "vehicle.truck",
+    "driveable_surface": "flat.driveable_surface",
+}
+"""Class → the nuImages category its predictions are exported as (several fine classes map to one
+class; the most common one stands for it). Classes nuImages does not annotate export as 0."""
+
+
+def nuimages_export_lut(categories: Sequence[Sequence], bench: Benchmark) -> np.ndarray:
+    """LUT class index → nuImages fine index (``get_segmentation``'s numbering, from the prepared
+    store's ``nuimages_categories`` [[index, name], ...]): (256,) uint8, 0 for IGNORE, for classes
+    nuImages does not annotate and for categories the table lacks."""
+    index = {str(name): int(i) for i, name in categories}
+    lut = np.zeros(256, np.uint8)
+    for c, name in enumerate(bench.class_names):
+        fine = NUIMAGES_EXPORT_NAMES.get(name)
+        lut[c] = index.get(fine, 0) if fine else 0
+    return lut
+
+
+def write_nuimages_png(folder: Path, name: str, fine: np.ndarray, classes: np.ndarray, image: np.ndarray) -> None:
+    """``<folder>/<name>.png``: ``fine`` (H, W) uint8 nuImages fine indices (what ``get_segmentation``
+    numbers), and ``<folder>/<name>_overlay.jpg``: ``image`` (H, W, 3) uint8 blended half and half with
+    the colours of ``classes`` (H, W) class indices. Both written atomically."""
+    import io
+
+    from PIL import Image
+
+    from pipeline.atomic import atomic_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    colours = class_colours(classes.reshape(-1)).reshape(*classes.shape, 3)
+    blend = ((image.astype(np.uint16) + colours.astype(np.uint16)) // 2).astype(np.uint8)
+    for path, array, fmt in ((folder / f"{name}.png", np.ascontiguousarray(fine, np.uint8), "PNG"),
+                             (folder / f"{name}_overlay.jpg", blend, "JPEG")):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format=fmt)
+        with atomic_file(path) as tmp:
+            tmp.write_bytes(buffer.getvalue())

@@ -36,10 +36,10 @@ class CNSModel(nn.Module):
 
     Returns a dict: ``logits2d`` (V, K, h, w), ``latent2d`` (V, D, h/8, w/8), ``logits3d``
     (N, K) per point, ``latent3d`` (N, D) per point (voxel outputs mapped back through the
-    voxelisation's inverse).
+    voxelisation's inverse). ``net3d`` None: image-only data, the 3D outputs are left out.
     """
 
-    def __init__(self, net2d: nn.Module, net3d: nn.Module, voxel_size: float) -> None:
+    def __init__(self, net2d: nn.Module, net3d: nn.Module | None, voxel_size: float) -> None:
         super().__init__()
         self.net2d = net2d
         self.net3d = net3d
@@ -57,5 +57,7 @@ class CNSModel(nn.Module):
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Both networks on a batch: its crops (2D) and its points with CSR ``point_offsets`` (3D)."""
         logits2d, latent2d = self.net2d(batch.images)
+        if self.net3d is None:
+            return {"logits2d": logits2d, "latent2d": latent2d}
         logits3d, latent3d = self.forward_3d(batch.xyz, batch.feats, batch.point_offsets)
         return {"logits2d": logits2d, "latent2d": latent2d, "logits3d": logits3d, "latent3d": latent3d}

@@ -42,9 +42,10 @@ def predict_sample(
     net2d, net3d, meta: dict, stores: Mapping[str, StoreReader], sample: str, options: Mapping[str, Any],
     device: torch.device = torch.device("cpu"),
 ) -> dict[str, np.ndarray]:
-    """The ``predictions`` arrays of one sample. ``stores``: prepared, sam, points readers;
+    """The ``predictions`` arrays of one sample. ``stores``: prepared, sam, points readers (no points
+    and ``net3d`` None for image-only checkpoints: empty point arrays, ``views/label_3d`` all 255);
     ``options``: the validated config (``train.predict.refine``, ``refine.ignore``, ``project.tie_break``)."""
-    prepared, points = stores["prepared"], stores["points"]
+    prepared = stores["prepared"]
     n_classes = len(meta["classes"])
     refine, ignore = bool(options["train"]["predict"]["refine"]), options["refine"]["ignore"]
     segments = stores["sam"].read(sample, "views/segments")
@@ -52,6 +53,12 @@ def predict_sample(
     images = read_view_images(prepared, sample, None) if n_views else np.zeros((0, hl, wl, 3), np.uint8)
     raw2d = predict_views(net2d, images, (wl, hl), device=device) if n_views else np.zeros((0, hl, wl), np.uint8)
     pred2d = _refine_views(raw2d, segments, ignore, n_classes) if refine else raw2d
+    if net3d is None:  # image-only: no points, so no 3D prediction and no pairs (label_3d: 255 = no pair)
+        none = np.zeros(0, np.uint8)
+        return {"views/label": pred2d.astype(np.uint8), "views/label_raw": raw2d.astype(np.uint8),
+                "views/label_3d": np.full_like(raw2d, IGNORE, dtype=np.uint8), "points/label": none, "points/label_raw": none,
+                "points/label_2d": none}
+    points = stores["points"]
     xyz = prepared.read(sample, "points/xyz")
     rgb = prepared.read(sample, "points/rgb") if prepared.has(sample, "points/rgb") else np.full((xyz.shape[0], 3), 128, np.uint8)
     intensity = prepared.read(sample, "points/intensity") if prepared.has(sample, "points/intensity") else None
@@ -91,7 +98,8 @@ def predict_shard(checkpoint: str | Path, stores: Mapping[str, str | Path], out:
     train = config["train"]
     net2d, net3d, meta, dev = load_for_inference(checkpoint, train["device"], train["threads"])
     bench = benchmark(meta["benchmark"])
-    readers = {name: StoreReader(stores[name], name, benchmark=bench.name) for name in store_spec("predictions").reads}
+    reads = [n for n in store_spec("predictions").reads if not (n == "points" and net3d is None)]  # image-only: no points
+    readers = {name: StoreReader(stores[name], name, benchmark=bench.name) for name in reads}
     for name, reader in readers.items():
         reader.require_samples(readers["prepared"], f"rerun the stage that writes {name} stores")
     attrs = {

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.errors import UserError
 
-KINDS = ("scannet", "nuscenes")
+KINDS = ("scannet", "nuscenes", "nuimages")
 
 
 def make_adapter(dataset: dict[str, Any], threads: int = 2):
@@ -25,4 +25,8 @@ def make_adapter(dataset: dict[str, Any], threads: int = 2):
         from pipeline.datasets.nuscenes import NuScenesAdapter, NuScenesOptions
 
         return NuScenesAdapter(NuScenesOptions.from_config(dataset, threads=threads))
+    if kind == "nuimages":
+        from pipeline.datasets.nuimages import NuImagesAdapter, NuImagesOptions
+
+        return NuImagesAdapter(NuImagesOptions.from_config(dataset))
     raise UserError(f"config key dataset.kind: unknown dataset kind {kind!r}; known: {KINDS}")

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     shard.add_argument("--clip", required=True, help="CLIP store of the shard")
     shard.add_argument("--sam", required=True, help="SAM store of the shard (mask coverage)")
     shard.add_argument("--refined", required=True, help="refine store of the shard")
-    shard.add_argument("--points", required=True, help="points store of the shard")
+    shard.add_argument("--points", default=None, help="points store of the shard (omitted for image-only datasets such as nuImages)")
     shard.add_argument("--benchmark", default="scannet20", help="evaluation vocabulary (default scannet20)")
     shard.add_argument("--out", required=True, help="output JSON (confusion matrices and coverage)")
     shard.add_argument("--overlays-out", default=None, help="output PNG of image / CLIP / refined / ground-truth overlays")

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline import input_checks
 from pipeline.errors import UserError
-from pipeline.metrics import CLASS_SET, accuracy, iou, labelled_only, markdown_table, mean_iou, mean_iou_gt_or_pred, present_in_truth
+from pipeline.metrics import CLASS_SET, accuracy, iou, labelled_only, markdown_table, mean_iou, mean_iou_gt_or_pred, present_in_truth, scored_mask
 from pipeline.report.shard import _write_json
 
 
@@ -53,11 +53,12 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
     has_gt = {key: any(s["ground_truth"][key] for s in shards) for key in first["ground_truth"]}
     names = stage_names(first["nesting_order"], first["alt_nesting_order"])
     matrices = {key: np.sum([np.asarray(s["confusion"][key], dtype=np.int64) for s in shards], axis=0) for key in first["confusion"]}
+    scored = list(first.get("scored", range(len(first["class_names"]))))  # shard reports before nuimages11 score all
     class_sets = {}
     for domain in has_gt:
         domain_matrices = [m for key, m in matrices.items() if key.split(".")[0] == domain]
         if has_gt[domain] and domain_matrices and any(m.sum() for m in domain_matrices):
-            class_sets[domain] = present_in_truth(*domain_matrices)
+            class_sets[domain] = present_in_truth(*domain_matrices) & scored_mask(len(first["class_names"]), scored)
     summary: dict[str, Any] = {}
     for key, matrix in matrices.items():
         domain = key.split(".")[0]
@@ -66,7 +67,7 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
             chosen = class_sets[domain]
             entry.update(
                 miou=mean_iou(matrix, chosen),
-                miou_gt_or_pred=mean_iou_gt_or_pred(matrix),
+                miou_gt_or_pred=mean_iou_gt_or_pred(matrix, scored),
                 iou=_nan_to_none(iou(matrix)),
                 accuracy=accuracy(matrix),
                 miou_labelled=mean_iou(labelled_only(matrix), chosen),
@@ -80,6 +81,7 @@ def merge_reports(shard_files: Sequence[str | Path], split: str) -> dict[str, An
         "samples": sum(len(s["samples"]) for s in shards),
         "benchmark": first["benchmark"],
         "class_names": first["class_names"],
+        "classes_scored": [first["class_names"][c] for c in scored],
         "nesting_order": first["nesting_order"],
         "backends": first.get("backends", {}),
         "ground_truth": has_gt,
@@ -124,7 +126,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"refinement nesting order `{report['nesting_order']}`.",
         "IoU from one confusion matrix per split. *mIoU* counts unlabelled predictions (ignore, unseen points) as "
         "misses; *mIoU labelled* only scores elements that got a label. Every stage of a domain averages the same "
-        "classes, those present in the split's ground truth; classes absent from it read *absent*.",
+        "classes, those present in the split's ground truth among the scored ones "
+        f"({', '.join(report['classes_scored'])}); classes absent from it read *absent*.",
         *(["", f"**Simulated backends** (CLIP `{report['backends'].get('clip')}`, SAM `{report['backends'].get('sam')}`): labels "
            "made from ground truth plus a noise model, instruments for the learning stages; these figures measure that noise "
            "model, not CLIP or SAM."] if "simulated" in report["backends"].values() else []),

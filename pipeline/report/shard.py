@@ -53,11 +53,25 @@ def _pick_views(view_counts: list[int], n: int) -> list[tuple[int, int]]:
     return picks[:n]
 
 
+def _point_coverage(points, sample: str, coverage: dict[str, int]) -> np.ndarray | None:
+    """Add a sample's point counts to ``coverage``; its refined point labels (P,) uint8, or None
+    without a points store (image-only datasets)."""
+    if points is None:
+        return None
+    label = points.read(sample, "points/label")
+    coverage["points"] += int(label.size)
+    coverage["points_seen"] += int(points.read(sample, "points/seen").sum())
+    coverage["points_labelled"] += int((label != 255).sum())
+    coverage["pairs"] += int(points.sample_attrs(sample)["sizes"].get("pair", 0))
+    return label
+
+
 def shard_report(
-    prepared: str | Path, clip: str | Path, sam: str | Path, refined: str | Path, points: str | Path,
+    prepared: str | Path, clip: str | Path, sam: str | Path, refined: str | Path, points: str | Path | None,
     benchmark: str, out: str | Path, overlays_out: str | Path | None = None, overlays: int = 2,
 ) -> dict[str, Any]:
-    """Compute the shard's confusion matrices and coverage, write them as JSON to ``out``."""
+    """Compute the shard's confusion matrices and coverage, write them as JSON to ``out``.
+    ``points`` is None for image-only datasets (nuImages): the point rows stay empty."""
     from pipeline.images import read_view_images, resize_image
     from pipeline.stores import StoreReader
     from pipeline.refine.stage import other_order
@@ -70,7 +84,7 @@ def shard_report(
     clip_store = StoreReader(clip, "clip", benchmark=bench.name)
     sam_store = StoreReader(sam, "sam")
     ref_store = StoreReader(refined, "refined", benchmark=bench.name)
-    pts_store = StoreReader(points, "points", benchmark=bench.name)
+    pts_store = None if points is None else StoreReader(points, "points", benchmark=bench.name)
     luts = prepared_ground_truth_luts(prep.attrs, bench)
     order = ref_store.attrs.get("options", {}).get("nesting_order", "part")
     matrices = {f"pixels.{key}": np.zeros((k, k + 1), np.int64) for key in PIXEL_KEYS}
@@ -86,12 +100,9 @@ def shard_report(
         segments = sam_store.read(sample, "views/segments")
         coverage["pixels"] += int(segments.size)
         coverage["pixels_in_mask"] += int((segments >= 0).sum())
-        point_label = pts_store.read(sample, "points/label")
-        coverage["points"] += int(point_label.size)
-        coverage["points_seen"] += int(pts_store.read(sample, "points/seen").sum())
-        coverage["points_labelled"] += int((point_label != 255).sum())
-        coverage["pairs"] += int(pts_store.sample_attrs(sample)["sizes"].get("pair", 0))
         gt_views, gt_points = _ground_truth(prep, sample, luts, clip_labels.shape[1:])
+        point_label = _point_coverage(pts_store, sample, coverage)
+        gt_points = None if point_label is None else gt_points
         if gt_views is not None:
             has_gt["pixels"] = True
             for key, pred in (("clip", clip_labels), ("refined", refined_labels), ("refined_alt", alt_labels)):
@@ -118,6 +129,7 @@ def shard_report(
         "split": prep.attrs.get("split"),
         "benchmark": bench.name,
         "class_names": list(bench.class_names),
+        "scored": list(bench.scored_classes),
         "nesting_order": order,
         "alt_nesting_order": other_order(order),
         "ground_truth": has_gt,

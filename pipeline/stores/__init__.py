@@ -13,10 +13,12 @@
 from pipeline.stores.integrity import StoreDamaged
 from pipeline.stores.io import StoreReader, StoreWriter
 from pipeline.stores.registry import (
+    IMAGE_ONLY_KINDS,
     LAYOUT_VERSION,
     PSEUDO_LABEL_STORES,
     STORES,
     check_vocabulary,
+    pseudo_label_stores,
     required_trainer_stores,
     shard_of,
     stage2_needs_predictions,
@@ -30,7 +32,7 @@ from pipeline.stores.registry import (
 from pipeline.stores.spec import ArraySpec, StoreError, StoreSpec
 
 __all__ = [
-    "LAYOUT_VERSION", "PSEUDO_LABEL_STORES", "STORES", "ArraySpec", "StoreDamaged", "StoreError", "StoreReader", "StoreSpec",
+    "IMAGE_ONLY_KINDS", "LAYOUT_VERSION", "PSEUDO_LABEL_STORES", "pseudo_label_stores", "STORES", "ArraySpec", "StoreDamaged", "StoreError", "StoreReader", "StoreSpec",
     "StoreWriter", "check_vocabulary", "required_trainer_stores", "shard_of", "stage2_needs_predictions", "stage_options",
     "store_path", "store_spec", "trainer_options", "trainer_stores", "vocabulary_record",
 ]

@@ -47,7 +47,7 @@ PREPARED = StoreSpec(
         _a("views/instance", "uint16", "view,H,W", "2D instance ids at the working resolution (0 = none; nearest resize)", required=False),
     ),
     reads=(),
-    config=tuple(f"dataset.{k}" for k in ("kind", "name", "root", "scans_dir", "label_map", "frame_skip", "working_size", "image_codec", "jpeg_quality", "nuscenes")),
+    config=tuple(f"dataset.{k}" for k in ("kind", "name", "root", "scans_dir", "label_map", "frame_skip", "working_size", "image_codec", "jpeg_quality", "nuscenes", "nuimages")),
     trainer_arrays=("points/xyz",),
 )
 
@@ -143,6 +143,14 @@ STORES: dict[str, StoreSpec] = {s.name: s for s in (PREPARED, CLIP, SAM, REFINED
 
 PSEUDO_LABEL_STORES: tuple[str, ...] = ("clip", "sam", "refined", "points")
 """The stores the ``pseudo_labels`` target builds for every shard (after ``prepared``)."""
+
+IMAGE_ONLY_KINDS: tuple[str, ...] = ("nuimages",)
+"""Dataset kinds whose samples have no points: no ``points`` store, no project stage."""
+
+
+def pseudo_label_stores(kind: str) -> tuple[str, ...]:
+    """The stores ``pseudo_labels`` builds for a dataset of ``kind`` (``points`` only with points)."""
+    return tuple(s for s in PSEUDO_LABEL_STORES if not (s == "points" and kind in IMAGE_ONLY_KINDS))
 
 
 def store_spec(name: str) -> StoreSpec:
@@ -253,23 +261,29 @@ def stage2_needs_predictions(train: Mapping[str, Any]) -> bool:
     return bool(stage2["enabled"]) and stage2["predictions"] == "frozen" and any(float(sources.get(s, 0)) > 0 for s in ("self", "cross"))
 
 
-def trainer_stores(command: str, train: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+def trainer_stores(command: str, train: Mapping[str, Any] | None = None, image_only: bool = False) -> tuple[str, ...]:
     """The stores a trainer command reads, in registry order. ``train`` (the config section) decides
-    whether ``stage2`` reads ``predictions``; without it the optional stores are included."""
+    whether ``stage2`` reads ``predictions``; without it the optional stores are included.
+    ``image_only`` (a dataset of :data:`IMAGE_ONLY_KINDS`): no ``points`` store."""
     if command not in TRAINER_COMMANDS:
         raise StoreError(f"unknown trainer command {command!r}; known: {list(TRAINER_COMMANDS)}")
     required, optional = TRAINER_COMMANDS[command]
     wanted = set(required) | set(optional)
     if command == "stage2" and train is not None and not stage2_needs_predictions(train):
         wanted.discard("predictions")
+    if image_only:
+        wanted.discard("points")
     return tuple(name for name in STORES if name in wanted)
 
 
-def required_trainer_stores(command: str, train: Mapping[str, Any] | None = None) -> tuple[str, ...]:
-    """The stores a trainer command cannot run without (``stage2`` adds ``predictions`` when needed)."""
+def required_trainer_stores(command: str, train: Mapping[str, Any] | None = None, image_only: bool = False) -> tuple[str, ...]:
+    """The stores a trainer command cannot run without (``stage2`` adds ``predictions`` when needed;
+    ``image_only`` drops ``points``)."""
     required = set(TRAINER_COMMANDS[command][0]) if command in TRAINER_COMMANDS else set(trainer_stores(command))
     if command == "stage2" and train is not None and stage2_needs_predictions(train):
         required.add("predictions")
+    if image_only:
+        required.discard("points")
     return tuple(name for name in STORES if name in required)
 
 

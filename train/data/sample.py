@@ -143,6 +143,8 @@ class SampleSource:
         shard_i, sid = self.index[index]
         shard = self.shards[shard_i]
         prep = shard.prepared
+        if shard.get("points") is None:
+            return self._load_image_only(index, shard, sid)
         xyz = prep.read(sid, "points/xyz").astype(np.float32)
         n_points = xyz.shape[0]
         rgb = prep.read(sid, "points/rgb") if prep.has(sid, "points/rgb") else np.full((n_points, 3), 128, np.uint8)
@@ -192,6 +194,28 @@ class SampleSource:
             view_pair_offsets=view_offsets,
             point_labels=point_labels,
             pair_labels=pair_labels,
+            cell_of_pixel=label_pixels_to_cells(label_size, image_size) if n_views else np.zeros(0, np.int64),
+        )
+
+    def _load_image_only(self, index: int, shard: ShardStores, sid: str) -> SampleData:
+        """A sample without points (nuImages): its views only; no points, no pairs (P = K = 0)."""
+        image_sizes = shard.prepared.read(sid, "views/image_size")
+        n_views = int(image_sizes.shape[0])
+        image_size = (int(image_sizes[0][0]), int(image_sizes[0][1])) if n_views else (0, 0)
+        sizes = shard.reader("refined").sample_attrs(sid)["sizes"]
+        label_size = (int(sizes["Wl"]), int(sizes["Hl"]))
+        for origin in self.origins:
+            role, name = MAP_ARRAYS[origin]
+            reader = shard.reader(role)
+            check_labels(reader.read(sid, name), self.n_classes, f"{reader.path} {sid}/{name}")
+        none = np.zeros(0, np.int64)
+        return SampleData(
+            index=index, sample_id=sid, shard=shard.name, xyz=np.zeros((0, 3), np.float32), rgb=np.zeros((0, 3), np.uint8),
+            intensity=None, n_views=n_views, image_size=image_size, label_size=label_size,
+            sam_grid=sam_valid_grid(image_size) if n_views else (0, 0), pair_view=np.zeros(0, np.int32), pair_pixel=none,
+            pair_point=none, pair_order=none, point_pair_offsets=np.zeros(1, np.int64),
+            view_pair_offsets=np.zeros(n_views + 1, np.int64),
+            point_labels={o: np.zeros(0, np.uint8) for o in self.origins}, pair_labels={o: np.zeros(0, np.uint8) for o in self.origins},
             cell_of_pixel=label_pixels_to_cells(label_size, image_size) if n_views else np.zeros(0, np.int64),
         )
 

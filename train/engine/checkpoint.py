@@ -82,8 +82,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def networks_from_checkpoint(state: dict[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:
-    """(net2d, net3d, meta) rebuilt from a checkpoint, weights loaded, in eval mode."""
+def networks_from_checkpoint(state: dict[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module | None, dict[str, Any]]:
+    """(net2d, net3d, meta) rebuilt from a checkpoint, weights loaded, in eval mode; ``net3d`` is
+    None for an image-only run (meta ``image_only``: no ``model3d`` saved)."""
     from train.config import Net2DConfig, Net3DConfig
     from train.networks import build_2d, build_3d
 
@@ -92,15 +93,17 @@ def networks_from_checkpoint(state: dict[str, Any]) -> tuple[torch.nn.Module, to
     net2d_cfg = Net2DConfig(**{**meta["net2d"], "backbone_weights": None})
     net3d_cfg = Net3DConfig(**{**meta["net3d"], "input_features": tuple(meta["net3d"]["input_features"])})
     net2d = build_2d(net2d_cfg, n_classes, meta["latent_dim"])
-    net3d = build_3d(net3d_cfg, n_classes, meta["latent_dim"])
     net2d.load_state_dict(state["model2d"])
+    if meta.get("image_only"):
+        return net2d.eval(), None, meta
+    net3d = build_3d(net3d_cfg, n_classes, meta["latent_dim"])
     net3d.load_state_dict(state["model3d"])
     return net2d.eval(), net3d.eval(), meta
 
 
 def load_for_inference(
     checkpoint: str | Path, device: str, threads: int
-) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any], torch.device]:
+) -> tuple[torch.nn.Module, torch.nn.Module | None, dict[str, Any], torch.device]:
     """(net2d, net3d, meta, torch.device): a checkpoint's networks in eval mode on ``device``
     (``train.device``: :func:`pipeline.devices.resolve_device`), ``meta`` with the checkpoint's
     ``step``; ``threads > 0`` sets torch's CPU threads."""
@@ -111,4 +114,4 @@ def load_for_inference(
     dev = resolve_device(device, "train.device")
     state = load_checkpoint(checkpoint)
     net2d, net3d, meta = networks_from_checkpoint(state)
-    return net2d.to(dev), net3d.to(dev), {**meta, "step": int(state["step"])}, dev
+    return net2d.to(dev), None if net3d is None else net3d.to(dev), {**meta, "step": int(state["step"])}, dev

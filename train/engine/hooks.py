@@ -187,7 +187,7 @@ def save_state(path: Path, state: LoopState, meta: dict[str, Any]) -> None:
             "stage": meta["stage"],
             "step": state.step,
             "model2d": state.model.net2d.state_dict(),
-            "model3d": state.model.net3d.state_dict(),
+            **({} if state.model.net3d is None else {"model3d": state.model.net3d.state_dict()}),  # image-only: 2D alone
             "optimizer": state.opt.state_dict(),
             "schedule": state.schedule.state_dict(),
             "rng": ckpt.rng_state(),
@@ -230,7 +230,8 @@ def resume(state: LoopState, run_hash: str, mode: str = "auto") -> int:
         return 0
     step, path, saved = found
     state.model.net2d.load_state_dict(saved["model2d"])
-    state.model.net3d.load_state_dict(saved["model3d"])
+    if state.model.net3d is not None:  # image-only runs build the 2D network alone
+        state.model.net3d.load_state_dict(saved["model3d"])
     state.opt.load_state_dict(saved["optimizer"])
     state.schedule.load_state_dict(saved["schedule"])
     ckpt.set_rng_state(saved["rng"])

@@ -33,7 +33,7 @@ from pipeline.atomic import atomic_write_text
 from pipeline.config import config_hash
 from pipeline.errors import UserError
 from pipeline.provenance import code_version
-from pipeline.stores import required_trainer_stores
+from pipeline.stores import IMAGE_ONLY_KINDS, StoreError, required_trainer_stores
 from pipeline.vocab import Benchmark, benchmark
 from train.config import StageConfig, TrainConfig, train_config
 from train.data.sample import SampleSource
@@ -131,27 +131,48 @@ def _copy_init(init: str | Path | None, run_dir: Path, stage: StageConfig, info:
 @dataclass(frozen=True)
 class DataSetup:
     """The stage's data: store paths given (``stores``), label ``origins`` loaded, the
-    ``source``, whether SAM features are loaded (latent losses on) and predictions are online."""
+    ``source``, whether SAM features are loaded (latent losses on) and predictions are online;
+    ``image_only``: samples without points (no points stores, no 3D network)."""
 
     stores: dict[str, list[str]]
     origins: list[str]
     source: SampleSource
     with_features: bool
     online: bool
+    image_only: bool = False
+
+
+def check_image_only(stage: StageConfig, shards: Sequence) -> None:
+    """Without points stores every prepared store must be of an image-only kind, and the stage may
+    use 2D sources only (``pseudo``, ``self``) with frozen predictions; else one-line errors."""
+    for shard in shards:
+        kind = shard.prepared.attrs.get("kind")
+        if kind not in IMAGE_ONLY_KINDS:
+            raise StoreError(f"{shard.prepared.path}: no points stores given, but this {kind} store has points; pass --points")
+    if stage.sources.get("cross", 0) > 0:
+        raise UserError(f"train.{stage.name}.sources.cross: image-only data has no 3D network to cross-train from; set it to 0")
+    if stage.predictions == "online" and stage.needs_predictions:
+        raise UserError(f"train.{stage.name}.predictions: online predictions need the 3D branch; use frozen for image-only data")
 
 
 def build_data(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, stores: Mapping[str, Sequence[str]], bench: Benchmark) -> DataSetup:
-    """Open and check the stores the stage needs (the registry's list) and the sample source."""
+    """Open and check the stores the stage needs (the registry's list) and the sample source.
+    No ``points`` stores given: image-only samples (:func:`check_image_only`)."""
     from train.data.stores import open_shards
 
     given = {r: list(p) for r, p in stores.items() if p}
-    required = required_trainer_stores(stage.name, config["train"])
+    image_only = "points" not in given
+    required = required_trainer_stores(stage.name, config["train"], image_only=image_only)
     shards = open_shards(given, bench, required)
+    if image_only:
+        check_image_only(stage, shards)
     origins = ["pseudo", "pred2d", "pred3d"] if "predictions" in required else ["pseudo"]
-    with_features = stage.loss.latent2d > 0 or stage.loss.latent3d > 0
+    if image_only:
+        origins = [o for o in origins if o != "pred3d"]
+    with_features = stage.loss.latent2d > 0 or (stage.loss.latent3d > 0 and not image_only)
     source = SampleSource(shards, bench.n_classes, origins, cfg.loss.latent_space if with_features else None, cfg.data.cache_samples)
     online = stage.predictions == "online" and stage.needs_predictions
-    return DataSetup(given, origins, source, with_features, online)
+    return DataSetup(given, origins, source, with_features, online, image_only)
 
 
 def build_model(cfg: TrainConfig, data: DataSetup, n_classes: int, init: str | Path | None, device: torch.device) -> tuple[CNSModel, int]:
@@ -166,20 +187,22 @@ def build_model(cfg: TrainConfig, data: DataSetup, n_classes: int, init: str | P
                         f"{data.source.feature_dim()}-d (train.loss.latent_space)")
     torch.manual_seed(cfg.seed)
     net2d = build_2d(cfg.net2d, n_classes, latent_dim)
-    net3d = build_3d(cfg.net3d, n_classes, latent_dim)
+    net3d = None if data.image_only else build_3d(cfg.net3d, n_classes, latent_dim)  # image-only: no 3D branch at all
     if init_state is not None:
         net2d.load_state_dict(init_state["model2d"])
-        net3d.load_state_dict(init_state["model3d"])
+        if net3d is not None:
+            if "model3d" not in init_state:
+                raise UserError(f"{init}: an image-only (2D) checkpoint cannot start a run with points")
+            net3d.load_state_dict(init_state["model3d"])
     return CNSModel(net2d, net3d, cfg.net3d.voxel_size).to(device), latent_dim
 
 
 def build_optimiser(cfg: TrainConfig, stage: StageConfig, model: CNSModel) -> tuple[torch.optim.Optimizer, LRSchedule]:
     """One optimiser with a parameter group per network (peak lr x ``stage.lr_scale``) and its schedule."""
     o = cfg.optim
-    groups = [
-        {"params": list(model.net2d.parameters()), "lr": o.lr2d * stage.lr_scale},
-        {"params": list(model.net3d.parameters()), "lr": o.lr3d * stage.lr_scale},
-    ]
+    groups = [{"params": list(model.net2d.parameters()), "lr": o.lr2d * stage.lr_scale}]
+    if model.net3d is not None:  # image-only runs have one group
+        groups.append({"params": list(model.net3d.parameters()), "lr": o.lr3d * stage.lr_scale})
     if o.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=o.lr2d, momentum=o.momentum, weight_decay=o.weight_decay)
     else:
@@ -216,13 +239,14 @@ def _wrap_ddp(model: CNSModel, stage: StageConfig, info: DistInfo) -> torch.nn.M
 
 
 def _meta(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, bench: Benchmark, latent_dim: int,
-          hash_: str, init: str | Path | None, info: DistInfo, n_samples: int) -> dict[str, Any]:
+          hash_: str, init: str | Path | None, info: DistInfo, n_samples: int, image_only: bool = False) -> dict[str, Any]:
     """What every checkpoint of the run records (JSON)."""
     return {
         "stage": stage.name, "benchmark": bench.name, "classes": list(bench.class_names), "latent_dim": latent_dim,
         "latent_space": cfg.loss.latent_space, "net2d": asdict(cfg.net2d), "net3d": asdict(cfg.net3d), "run_hash": hash_,
         "config": config["train"], "code_version": code_version(), "transductive": cfg.transductive,
         "init": str(init) if init else None, "world_size": info.world, "samples": n_samples,
+        "image_only": image_only,
     }
 
 
@@ -236,7 +260,7 @@ def _train(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, stor
     data = build_data(config, cfg, stage, stores, bench)
     model, latent_dim = build_model(cfg, data, bench.n_classes, init, info.device)
     opt, schedule = build_optimiser(cfg, stage, model)
-    meta = _meta(config, cfg, stage, bench, latent_dim, hash_, init, info, len(data.source))
+    meta = _meta(config, cfg, stage, bench, latent_dim, hash_, init, info, len(data.source), data.image_only)
     state = LoopState(run_dir, stage.name, stage.steps, info, model, opt, schedule, meta)
     state.step = state.start = resume(state, hash_, resume_mode)
     if state.start == 0 and info.main:
@@ -247,7 +271,8 @@ def _train(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, stor
         atomic_write_text(run_dir / "run.json", json.dumps(record, indent=2, default=str))
     barrier(info)
     ddp = _wrap_ddp(model, stage, info)
-    loss_fn = CNSLoss(stage, data.origins, bench.n_classes, cfg.data.latent_pixels_per_view, ignore=config["refine"]["ignore"])
+    loss_fn = CNSLoss(stage, data.origins, bench.n_classes, cfg.data.latent_pixels_per_view, ignore=config["refine"]["ignore"],
+                      image_only=data.image_only)
     loader = build_loader(cfg, data, stage, state.start, info)
     hooks: list[Hook] = [DivergenceHook(), ScheduleHook()]
     if info.main:
@@ -262,6 +287,8 @@ def _clip(model: CNSModel, max_norm: float) -> dict[str, float]:
     """Clip each network's gradients to global norm ``max_norm`` (0 = off); their norms before."""
     norms = {}
     for name in ("net2d", "net3d"):
+        if getattr(model, name) is None:  # image-only: no 3D network
+            continue
         params = [p for p in getattr(model, name).parameters() if p.grad is not None]
         if params and max_norm > 0:
             norms[f"grad_norm_{name[3:]}"] = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
@@ -295,8 +322,9 @@ def train_loop(state: LoopState, loader: torch.utils.data.DataLoader, ddp: torch
             tic = time.perf_counter()
             state.t_wait += wait
             state.t_total += tic - t_data + wait
-            record = {"step": state.step, "loss": float(loss.detach()), **parts, **norms, "lr2d": opt.param_groups[0]["lr"],
-                      "lr3d": opt.param_groups[1]["lr"], "data_wait_s": wait, "step_s": tic - t_data + wait}
+            lrs = {"lr2d": opt.param_groups[0]["lr"], **({"lr3d": opt.param_groups[1]["lr"]} if len(opt.param_groups) > 1 else {})}
+            record = {"step": state.step, "loss": float(loss.detach()), **parts, **norms, **lrs, "data_wait_s": wait,
+                      "step_s": tic - t_data + wait}
             for hook in hooks:
                 hook.on_record(state, record)
             if state.stopped is not None:

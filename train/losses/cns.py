@@ -31,7 +31,9 @@ class CNSLoss:
     ``ignore`` = ``refine.ignore``, 3D raw).
     """
 
-    def __init__(self, stage: StageConfig, origins: Sequence[str], n_classes: int, latent_pixels: int, ignore: str) -> None:
+    def __init__(self, stage: StageConfig, origins: Sequence[str], n_classes: int, latent_pixels: int, ignore: str,
+                 image_only: bool = False) -> None:
+        self.image_only = image_only  # no 3D network: 2D cross-entropy and latent loss only
         self.stage = stage
         self.ignore = ignore
         self.origins = list(origins)
@@ -73,6 +75,8 @@ class CNSLoss:
             own2d, paired2d, own3d, paired3d = batch.own2d, batch.paired2d, batch.own3d, batch.paired3d
         switch = self.stage.switching
         t2d = draw_targets(own2d, paired2d if switch else None, self.w2d, generator)
+        if self.image_only:
+            return t2d, None
         t3d = draw_targets(own3d, paired3d if switch else None, self.w3d, generator)
         return t2d, t3d
 
@@ -81,11 +85,12 @@ class CNSLoss:
         t2d, t3d = self.targets(out, batch, generator)
         parts: dict[str, torch.Tensor] = {}
         parts["ce2d"] = cross_entropy(out["logits2d"], t2d)
-        parts["ce3d"] = cross_entropy(out["logits3d"], t3d)
+        if not self.image_only:
+            parts["ce3d"] = cross_entropy(out["logits3d"], t3d)
         feats = batch.features
         if w.latent2d > 0:
             parts["latent2d"] = latent_loss_2d(out["latent2d"], batch.cells, feats, self.latent_pixels, generator)
-        if w.latent3d > 0:
+        if w.latent3d > 0 and not self.image_only:
             parts["latent3d"] = latent_loss_3d(out["latent3d"], batch.latent3d, feats)
         total = sum(getattr(w, name) * value for name, value in parts.items())
         return total, {name: float(value.detach()) for name, value in parts.items()}

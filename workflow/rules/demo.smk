@@ -27,7 +27,30 @@ if DEMO["enabled"] and NUSCENES:
             " --lidar-beams {params.beams} --lidar-azimuths {params.azimuths} --workers {threads} {params.defects} 2> {log:q}"
 
 
-if DEMO["enabled"] and not NUSCENES:
+if DEMO["enabled"] and NUIMAGES:
+
+    rule demo_nuimages:
+        """Generate the nuImages-format demo (images, ten tables per split, RLE masks; deterministic by seed)."""
+        output:
+            directory(ROOT),
+        params:
+            logs=DEMO["num_scenes"],
+            val=DEMO["num_val"],
+            seed=DEMO["seed"],
+            samples=DEMO["samples_per_scene"],
+            camera_size=quoted(DEMO["color_size"]),
+            defects="--defects" if DEMO["defects"] else "",
+        conda:
+            CONDA_ENV
+        log:
+            f"{RESULTS}/logs/demo_nuimages.log",
+        shell:
+            "python -m pipeline demo-nuimages --out {output:q} --logs {params.logs} --val {params.val}"
+            " --seed {params.seed} --samples-per-log {params.samples} --camera-size {params.camera_size}"
+            " {params.defects} 2> {log:q}"
+
+
+if DEMO["enabled"] and not NUSCENES and not NUIMAGES:
 
     # Writes two small text files: on a cluster it runs on the submit host, not as a SLURM job.
     localrules:

@@ -24,13 +24,14 @@ rule report_shard:
     params:
         benchmark=config["vocabulary"]["benchmark"],
         overlays=config["report"]["overlays"],
+        points=lambda wildcards, input: "" if IMAGE_ONLY else f"--points {shlex.quote(input.points)}",
     conda:
         CONDA_ENV
     log:
         f"{RESULTS}/logs/report/{{shard}}.log",
     shell:
         "python -m pipeline report shard --prepared {input.prepared:q} --clip {input.clip:q} --sam {input.sam:q}"
-        " --refined {input.refined:q} --points {input.points:q} --benchmark {params.benchmark:q}"
+        " --refined {input.refined:q} {params.points} --benchmark {params.benchmark:q}"
         " --out {output.json:q} --overlays-out {output.overlays:q} --overlays {params.overlays} 2> {log:q}"
 
 

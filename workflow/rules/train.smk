@@ -55,7 +55,7 @@ for fam in TRAIN_FAMILIES:
             f"{fam.prefix}predict_shard"
         input:
             checkpoint=f"{fam.base}/train/stage1/final.pt",
-            **store_inputs("predictions"),
+            **predict_inputs(),
         output:
             directory(f"{fam.base}/predictions/{{shard}}.zarr"),
         wildcard_constraints:
