@@ -1,6 +1,7 @@
 """Engine: exact resumption, NaN stop with the last good checkpoint, checkpoint format, schedule."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,6 +93,30 @@ def test_a_changed_config_starts_afresh_and_keeps_the_old_run_aside(synthetic, t
     assert json.loads((aside / "run.json").read_text())["config"]["seed"] != 9
     events = sorted(p.name for p in (run / "tensorboard").iterdir())
     assert len(events) == 1 and events[0] not in {p.name for p in (aside / "tensorboard").iterdir()}  # a fresh folder
+
+
+def test_a_recomputed_input_store_starts_afresh(synthetic, tmp_path):
+    """New labels under the same training settings (e.g. CLIP rerun with other options) must not
+    continue checkpoints trained on the old ones: the input stores' metadata is in the run hash."""
+    import shutil
+
+    stores = {name: list(paths) for name, paths in synthetic["stores"].items()}
+    copy = tmp_path / "stores"
+    for name, paths in stores.items():
+        stores[name] = [str(shutil.copytree(p, copy / name / Path(p).name)) for p in paths]
+    config, run = validate({"train": TINY}), tmp_path / "run"
+    run_stage(config, "stage1", stores, run, stop_after=2, progress=False)
+    run_stage(config, "stage1", stores, run, stop_after=2, progress=False)
+    assert json.loads((run / "run.json").read_text())["resumed_at"] == 2  # same inputs: resumes
+    meta = Path(stores["refined"][0]) / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["attributes"]["note"] = "recomputed with other options"
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match="written with other settings"):
+        run_stage(config, "stage1", stores, run, stop_after=2, progress=False, resume_mode="resume")
+    run_stage(config, "stage1", stores, run, stop_after=2, progress=False)
+    assert json.loads((run / "run.json").read_text())["resumed_at"] == 0
+    assert (run / "previous" / "run-001" / "checkpoints" / "step_00000002.pt").is_file()
 
 
 def test_no_resume_starts_afresh_with_the_same_settings(synthetic, tmp_path):

@@ -51,10 +51,22 @@ RESUME_IRRELEVANT = ("checkpoint_every", "keep_checkpoints", "log_every", "threa
 """Keys of ``train`` that may change between a run and its resumption."""
 
 
-def run_hash(config: Mapping[str, Any], stage: str, init: str | Path | None = None) -> str:
+def inputs_id(stores: Mapping[str, Sequence[str]]) -> dict[str, list[str | None]]:
+    """Store name → SHA-256 of each store's root metadata file (``zarr.json``: its producer's
+    options, vocabulary and provenance), in the given order; None for a store without one."""
+    from pipeline.provenance import file_sha256
+
+    return {name: [file_sha256(Path(p) / "zarr.json") if (Path(p) / "zarr.json").is_file() else None for p in paths]
+            for name, paths in sorted(stores.items())}
+
+
+def run_hash(config: Mapping[str, Any], stage: str, init: str | Path | None = None,
+             inputs: Mapping[str, Sequence[str | None]] | None = None) -> str:
     """Hash of what decides a run's trajectory (resume only continues a run with this hash):
     the ``train`` section without logging/worker keys and without the other stage's section,
-    and the content of the initial checkpoint."""
+    the content of the initial checkpoint and the input stores' identity (:func:`inputs_id`: a
+    store recomputed with other settings, e.g. new CLIP labels, starts the run afresh instead of
+    continuing on checkpoints trained on the old labels)."""
     other = {"stage1": ("stage2", "predict"), "stage2": ("stage1", "predict")}.get(stage, ())
     train = {k: v for k, v in config["train"].items() if k not in RESUME_IRRELEVANT and k not in other}
     train["data"] = {k: v for k, v in train["data"].items() if k not in ("workers", "cache_samples")}
@@ -64,6 +76,8 @@ def run_hash(config: Mapping[str, Any], stage: str, init: str | Path | None = No
 
         init_id = file_sha256(init)
     extra = {"ignore": config["refine"]["ignore"]} if stage == "stage2" else {}
+    if inputs is not None:
+        extra["inputs"] = {k: list(v) for k, v in inputs.items()}
     return config_hash({"train": train, "benchmark": config["vocabulary"]["benchmark"], "stage": stage, "init": init_id, **extra})
 
 
@@ -256,8 +270,8 @@ def _train(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, stor
     from train.losses.cns import CNSLoss
 
     bench = benchmark(cfg.benchmark)
-    hash_ = run_hash(config, stage.name, init)
     data = build_data(config, cfg, stage, stores, bench)
+    hash_ = run_hash(config, stage.name, init, inputs_id(data.stores))
     model, latent_dim = build_model(cfg, data, bench.n_classes, init, info.device)
     opt, schedule = build_optimiser(cfg, stage, model)
     meta = _meta(config, cfg, stage, bench, latent_dim, hash_, init, info, len(data.source), data.image_only)
