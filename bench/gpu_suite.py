@@ -1,7 +1,7 @@
 """One unattended run that measures every GPU goal and writes one JSON and one Markdown table.
 
     PYTHONPATH=. python bench/gpu_suite.py --out results/gpu_suite                # CUDA node (≤ 8 min, ≤ 70 GB)
-    PYTHONPATH=. python bench/gpu_suite.py --device cpu --tiny --out /tmp/suite   # anywhere, a couple of minutes
+    PYTHONPATH=. python bench/gpu_suite.py --device cpu --tiny --out results/gpu_suite_cpu   # anywhere, a couple of minutes
 
 Sections (each under its own time budget and try/except: a failure is recorded in the JSON,
 with its error, and the suite goes on with the next section):

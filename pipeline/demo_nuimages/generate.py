@@ -34,11 +34,7 @@ from pipeline.demo_nuscenes import spec as street_spec
 from pipeline.demo_nuscenes.files import camera_filename, write_jpeg, write_table
 from pipeline.demo_nuscenes.geometry import transform
 from pipeline.demo_nuscenes.render import render_camera
-from pipeline.demo_nuscenes.rig import build_rig
-from pipeline.demo_nuscenes.street import draw_street
-from pipeline.demo_nuscenes.timeline import draw_log, keyframe_times
-from pipeline.demo_nuscenes.trajectory import draw_trajectory, path_extent
-from pipeline.demo_nuscenes.world import build_world
+from pipeline.demo_nuscenes.scene import build_street_drive
 from pipeline.errors import UserError
 from pipeline.vocab import NUIMAGES_CATEGORIES
 
@@ -105,15 +101,8 @@ def annotations(seed: int, sample_data: str, labels: np.ndarray, instances: np.n
 def generate_log(root: Path, name: str, split: str, options: NuImagesDemoOptions) -> list[ImageRecord]:
     """Render and write log ``name``'s images below ``root``; returns their records."""
     seed, size = options.seed, tuple(options.camera_size)
-    info = draw_log(_rng(seed, name, "log"))
-    rig = build_rig(_rng(seed, name, "rig"), size)
-    delays = {c: rig[c].delay_us for c in street_spec.CAMERAS}
-    times = keyframe_times(_rng(seed, name, "times"), info.start_us, options.samples_per_log * 4, delays)[::4]
-    duration = (max(times[-1].values()) - info.start_us) / 1e6
-    world_rng = _rng(seed, name, "world")
-    street = draw_street(world_rng)
-    trajectory = draw_trajectory(_rng(seed, name, "motion"), street.ego_lane_y, duration)
-    world = build_world(world_rng, street, path_extent(trajectory, duration), trajectory.street_to_global)
+    drive = build_street_drive(lambda purpose: _rng(seed, name, purpose), size, options.samples_per_log, stride=4)
+    info, rig, times, trajectory, world = drive.log, drive.rig, drive.times, drive.trajectory, drive.world
     choice = _rng(seed, name, "cameras")
     records = []
     for k, stamp in enumerate(times):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -75,6 +76,35 @@ def _rng(settings: SceneSettings, name: str, purpose: str) -> np.random.Generato
     return np.random.default_rng(spec.scene_seed(settings.seed, name, purpose))
 
 
+@dataclass(frozen=True)
+class StreetDrive:
+    """One street and the ego's drive through it: log, camera rig, keyframe times (channel →
+    timestamp in µs, per keyframe), ego trajectory and the world of boxes."""
+
+    log: LogInfo
+    rig: dict[str, Mount]
+    times: list[dict[str, int]]
+    trajectory: Trajectory
+    world: World
+
+
+def build_street_drive(rng: Callable[[str], np.random.Generator], camera_size: tuple[int, int], keyframes: int,
+                       stride: int = 1) -> StreetDrive:
+    """Draw a log, rig, street, trajectory and world; ``rng(purpose)`` gives the generator of each
+    purpose ("log", "rig", "times", "world", "motion"). ``keyframes`` times are kept, every
+    ``stride``-th of a ``keyframes * stride`` timeline (nuImages: images 2 s apart)."""
+    log = draw_log(rng("log"))
+    rig = build_rig(rng("rig"), camera_size)
+    delays = {c: rig[c].delay_us for c in spec.CAMERAS}
+    times = keyframe_times(rng("times"), log.start_us, keyframes * stride, delays)[::stride]
+    duration = (max(times[-1].values()) - log.start_us) / 1e6
+    world_rng = rng("world")
+    street = draw_street(world_rng)
+    trajectory = draw_trajectory(rng("motion"), street.ego_lane_y, duration)
+    world = build_world(world_rng, street, path_extent(trajectory, duration), trajectory.street_to_global)
+    return StreetDrive(log, rig, times, trajectory, world)
+
+
 def _pose(trajectory: Trajectory, log: LogInfo, timestamp: int) -> tuple[list[float], list[float], np.ndarray]:
     translation, rotation = trajectory.record((timestamp - log.start_us) / 1e6)
     return translation, rotation, transform(translation, rotation)
@@ -118,15 +148,8 @@ def generate_scene(root: Path, name: str, settings: SceneSettings, skip: frozens
 
     ``skip`` holds (keyframe, camera channel) pairs whose image is not written (a defect).
     """
-    log = draw_log(_rng(settings, name, "log"))
-    rig = build_rig(_rng(settings, name, "rig"), settings.camera_size)
-    delays = {c: rig[c].delay_us for c in spec.CAMERAS}
-    times = keyframe_times(_rng(settings, name, "times"), log.start_us, settings.samples, delays)
-    duration = (max(times[-1].values()) - log.start_us) / 1e6
-    world_rng = _rng(settings, name, "world")
-    street = draw_street(world_rng)
-    trajectory = draw_trajectory(_rng(settings, name, "motion"), street.ego_lane_y, duration)
-    world = build_world(world_rng, street, path_extent(trajectory, duration), trajectory.street_to_global)
+    drive = build_street_drive(lambda purpose: _rng(settings, name, purpose), settings.camera_size, settings.samples)
+    log, rig, times, trajectory, world = drive.log, drive.rig, drive.times, drive.trajectory, drive.world
     noise = _rng(settings, name, "lidar-noise")
     keyframes, points = [], []
     for k, stamp in enumerate(times):
