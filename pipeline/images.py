@@ -56,18 +56,21 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(tuple(size), Image.BILINEAR))
 
 
-def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an integer label map (H, W) to ``size`` (W, H) by nearest neighbour (pixel centres).
+def nearest_indices(length: int, new_length: int) -> np.ndarray:
+    """(new_length,) int64 source pixel of each output pixel along an axis resized from ``length``
+    to ``new_length`` pixels: ``floor((j + 0.5) * length / new_length)``, the nearest pixel centre
+    (the edge-aligned convention of :func:`pipeline.camera.scale_intrinsics`). Every nearest
+    resize of labels and masks uses it."""
+    return np.minimum(((np.arange(new_length) + 0.5) * length / new_length).astype(np.int64), length - 1)
 
-    Output pixel ``j`` takes input pixel ``floor((j + 0.5) * in / out)``, the same
-    edge-aligned convention as :func:`pipeline.camera.scale_intrinsics`.
-    """
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an integer label map (H, W) to ``size`` (W, H) by nearest neighbour (pixel centres,
+    :func:`nearest_indices`)."""
     height, width = labels.shape[:2]
     if (width, height) == tuple(size):
         return labels
-    cols = np.minimum(((np.arange(size[0]) + 0.5) * width / size[0]).astype(np.int64), width - 1)
-    rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(np.int64), height - 1)
-    return labels[rows[:, None], cols[None, :]]
+    return labels[nearest_indices(height, size[1])[:, None], nearest_indices(width, size[0])[None, :]]
 
 
 def read_view_images(reader, sample_id: str, views: Sequence[int] | None = None) -> np.ndarray:

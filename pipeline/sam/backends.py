@@ -12,6 +12,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.images import nearest_indices
 from pipeline.sam.masks import ViewMasks
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,7 @@ def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     m, height, width = masks.shape
     if (width, height) == tuple(size):
         return masks
-    cols = np.minimum(((np.arange(size[0]) + 0.5) * width / size[0]).astype(np.int64), width - 1)
-    rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(np.int64), height - 1)
-    return masks[:, rows[:, None], cols[None, :]]
+    return masks[:, nearest_indices(height, size[1])[:, None], nearest_indices(width, size[0])[None, :]]
 
 
 class SegmentAnythingBackend:

@@ -12,14 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pipeline.images import nearest_indices
 from pipeline.sam.masks import ViewMasks, paint_order
 from pipeline.stores.sam_codecs import encode_rle_batch
-
-
-def resize_indices(length: int, new_length: int) -> np.ndarray:
-    """Source index of each of ``new_length`` output pixels along an axis of ``length`` pixels
-    (nearest pixel centre, as :func:`pipeline.sam.backends.resize_masks`)."""
-    return np.minimum(((np.arange(new_length) + 0.5) * length / new_length).astype(np.int64), length - 1)
 
 
 def resize_masks_torch(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -27,8 +22,8 @@ def resize_masks_torch(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tens
     _, height, width = masks.shape
     if (width, height) == tuple(size):
         return masks
-    rows = torch.as_tensor(resize_indices(height, size[1]), device=masks.device)
-    cols = torch.as_tensor(resize_indices(width, size[0]), device=masks.device)
+    rows = torch.as_tensor(nearest_indices(height, size[1]), device=masks.device)
+    cols = torch.as_tensor(nearest_indices(width, size[0]), device=masks.device)
     return masks.index_select(1, rows).index_select(2, cols)
 
 
