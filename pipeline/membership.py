@@ -17,34 +17,34 @@ def _scannet_demo(demo: Mapping[str, Any]) -> tuple[dict[str, list[str]], dict[s
     return {"train": train, "val": val}, {s: s for s in train + val}
 
 
+def _tokens_by_split(splits: Mapping[str, list[str]], samples: int, token) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Split → sample tokens (``token(group, k)`` for k < ``samples`` of each scene or log, in
+    order) and token → its scene or log."""
+    by_split: dict[str, list[str]] = {}
+    group_of: dict[str, str] = {}
+    for split, groups in splits.items():
+        by_split[split] = []
+        for group in groups:
+            for k in range(samples):
+                by_split[split].append(token(group, k))
+                group_of[by_split[split][-1]] = group
+    return by_split, group_of
+
+
 def _nuscenes_demo(demo: Mapping[str, Any]) -> tuple[dict[str, list[str]], dict[str, str]]:
     from pipeline.demo_nuscenes.spec import sample_token, scene_names
 
     train, val = scene_names(demo["num_scenes"], demo["num_val"])
-    by_split, scene_of = {}, {}
-    for split, scenes in (("mini_train", train), ("mini_val", val)):
-        by_split[split] = []
-        for scene in scenes:
-            for k in range(demo["samples_per_scene"]):
-                token = sample_token(demo["seed"], scene, k)
-                by_split[split].append(token)
-                scene_of[token] = scene
-    return by_split, scene_of
+    return _tokens_by_split({"mini_train": train, "mini_val": val}, demo["samples_per_scene"],
+                            lambda scene, k: sample_token(demo["seed"], scene, k))
 
 
 def _nuimages_demo(demo: Mapping[str, Any]) -> tuple[dict[str, list[str]], dict[str, str]]:
     from pipeline.demo_nuimages.spec import log_names, sample_token
 
     train, val = log_names(demo["num_scenes"], demo["num_val"])
-    by_split, log_of = {}, {}
-    for split, logs in (("train", train), ("val", val)):
-        by_split[split] = []
-        for log in logs:
-            for k in range(demo["samples_per_scene"]):
-                token = sample_token(demo["seed"], log, k)
-                by_split[split].append(token)
-                log_of[token] = log
-    return by_split, log_of
+    return _tokens_by_split({"train": train, "val": val}, demo["samples_per_scene"],
+                            lambda log, k: sample_token(demo["seed"], log, k))
 
 
 DEMOS = {"nuscenes": _nuscenes_demo, "nuimages": _nuimages_demo}
