@@ -82,13 +82,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """``train.loss``: loss weights and the latent space (``sam`` / ``reduced``)."""
+    """``train.loss``: loss weights, the latent space (``sam`` / ``reduced``) and the class balance of
+    the cross-entropies (``none`` / ``inverse_sqrt``, :mod:`train.data.class_balance`)."""
 
     ce2d: float
     ce3d: float
     latent2d: float
     latent3d: float
     latent_space: str
+    class_balance: str
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ from train.engine.hooks import (
 )
 from train.engine.schedule import LRSchedule
 from train.networks import CNSModel
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RESUME_IRRELEVANT", "TrainingDiverged", "run_hash", "run_stage", "step_generator", "train_loop"]
 
@@ -264,6 +267,18 @@ def _meta(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, bench
     }
 
 
+def balance_weights(stage: StageConfig, data: DataSetup, n_classes: int, device: torch.device) -> dict[str, torch.Tensor | None]:
+    """Per-class cross-entropy weights ``{"2d": (K,), "3d": (K,)}`` on ``device`` for
+    ``stage.loss.class_balance`` (empty for ``none``), counted on the run's training pseudo-labels."""
+    from train.data.class_balance import class_weights, pseudo_label_counts
+
+    if stage.loss.class_balance == "none":
+        return {}
+    pixels, points = pseudo_label_counts(data.source, n_classes)
+    out = {"2d": class_weights(pixels, stage.loss.class_balance), "3d": class_weights(points, stage.loss.class_balance)}
+    return {k: (v.to(device) if v is not None else None) for k, v in out.items()}
+
+
 def _train(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, stores: Mapping[str, Sequence[str]], run_dir: Path,
            init: str | Path | None, stop_after: int | None, progress: bool, on_step: Callable[[int, dict], None] | None,
            info: DistInfo, resume_mode: str = "auto") -> Path:
@@ -275,6 +290,12 @@ def _train(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, stor
     model, latent_dim = build_model(cfg, data, bench.n_classes, init, info.device)
     opt, schedule = build_optimiser(cfg, stage, model)
     meta = _meta(config, cfg, stage, bench, latent_dim, hash_, init, info, len(data.source), data.image_only)
+    weights = balance_weights(stage, data, bench.n_classes, info.device)
+    if weights:
+        meta["class_weights"] = {k: [round(float(x), 4) for x in v] for k, v in weights.items() if v is not None}
+        if info.main:
+            log.info("class-balanced cross-entropy (%s), weights from the training pseudo-labels: %s",
+                     stage.loss.class_balance, meta["class_weights"])
     state = LoopState(run_dir, stage.name, stage.steps, info, model, opt, schedule, meta)
     state.step = state.start = resume(state, hash_, resume_mode)
     if state.start == 0 and info.main:
@@ -286,7 +307,7 @@ def _train(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, stor
     barrier(info)
     ddp = _wrap_ddp(model, stage, info)
     loss_fn = CNSLoss(stage, data.origins, bench.n_classes, cfg.data.latent_pixels_per_view, ignore=config["refine"]["ignore"],
-                      image_only=data.image_only)
+                      image_only=data.image_only, weights2d=weights.get("2d"), weights3d=weights.get("3d"))
     loader = build_loader(cfg, data, stage, state.start, info)
     hooks: list[Hook] = [DivergenceHook(), ScheduleHook()]
     if info.main:

@@ -15,11 +15,12 @@ from train.losses.switching import draw_targets, origin_weights
 from pipeline.voting import segment_majority_torch
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over non-ignored elements (0 with a graph when all are ignored)."""
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy over non-ignored elements (0 with a graph when all are ignored);
+    with per-class ``weight`` (K,) the weighted mean (torch's convention: divided by the targets' weights)."""
     if not bool((target != IGNORE).any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), target, ignore_index=IGNORE)
+    return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=IGNORE)
 
 
 class CNSLoss:
@@ -32,8 +33,10 @@ class CNSLoss:
     """
 
     def __init__(self, stage: StageConfig, origins: Sequence[str], n_classes: int, latent_pixels: int, ignore: str,
-                 image_only: bool = False) -> None:
+                 image_only: bool = False, weights2d: torch.Tensor | None = None, weights3d: torch.Tensor | None = None) -> None:
         self.image_only = image_only  # no 3D network: 2D cross-entropy and latent loss only
+        self.weights2d = weights2d  # per-class cross-entropy weights (K,), None = plain (train.loss.class_balance)
+        self.weights3d = weights3d
         self.stage = stage
         self.ignore = ignore
         self.origins = list(origins)
@@ -84,9 +87,9 @@ class CNSLoss:
         w = self.stage.loss
         t2d, t3d = self.targets(out, batch, generator)
         parts: dict[str, torch.Tensor] = {}
-        parts["ce2d"] = cross_entropy(out["logits2d"], t2d)
+        parts["ce2d"] = cross_entropy(out["logits2d"], t2d, self.weights2d)
         if not self.image_only:
-            parts["ce3d"] = cross_entropy(out["logits3d"], t3d)
+            parts["ce3d"] = cross_entropy(out["logits3d"], t3d, self.weights3d)
         feats = batch.features
         if w.latent2d > 0:
             parts["latent2d"] = latent_loss_2d(out["latent2d"], batch.cells, feats, self.latent_pixels, generator)
