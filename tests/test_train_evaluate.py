@@ -32,18 +32,49 @@ def test_iou_from_a_known_confusion():
 def test_benchmark_and_ply_exports(tmp_path):
     from plyfile import PlyData
 
-    from train.export import PALETTE, write_benchmark_labels, write_prediction_ply
+    from pipeline.palette import SCANNET20_COLOURS
+    from train.export import ERROR_COLOURS, write_benchmark_labels, write_prediction_ply, write_truth_and_error_plys
 
     classes = np.array([0, 1, 19, 12], np.uint8)
     path = write_benchmark_labels(tmp_path / "scene0000_00.txt", classes, BENCH)
     assert path.read_text() == "1\n2\n39\n14\n"  # nyu40 ids, one per vertex per line
     xyz = np.arange(12, dtype=np.float32).reshape(4, 3)
     faces = np.array([[0, 1, 2], [1, 2, 3]], np.int32)
-    ply = PlyData.read(str(write_prediction_ply(tmp_path / "s.ply", xyz, classes, faces)))
+    ply = PlyData.read(str(write_prediction_ply(tmp_path / "s.ply", xyz, classes, BENCH, faces)))
     v = ply["vertex"]
     assert np.allclose(np.stack([v["x"], v["y"], v["z"]], 1), xyz)
-    assert [v["red"][2], v["green"][2], v["blue"][2]] == PALETTE[19].tolist()
+    assert [v["red"][2], v["green"][2], v["blue"][2]] == list(SCANNET20_COLOURS[19])
+    assert v["label"].tolist() == classes.tolist()  # the class index, readable without the palette
+    assert f"class 19 {BENCH.class_names[19]}" in ply.comments
     assert np.array(ply["face"]["vertex_indices"].tolist()).tolist() == faces.tolist()
+    truth = np.array([0, 2, 19, IGNORE], np.uint8)
+    gt_path, err_path = write_truth_and_error_plys(tmp_path / "s", xyz, classes, truth, BENCH, faces)
+    assert (gt_path.name, err_path.name) == ("s.gt.ply", "s.error.ply")
+    gt = PlyData.read(str(gt_path))["vertex"]
+    assert gt["label"].tolist() == truth.tolist()
+    assert [gt["red"][1], gt["green"][1], gt["blue"][1]] == list(SCANNET20_COLOURS[2])
+    err = PlyData.read(str(err_path))["vertex"]
+    rgb = np.stack([err["red"], err["green"], err["blue"]], 1).tolist()
+    assert rgb == [list(ERROR_COLOURS[k]) for k in ("correct", "wrong", "correct", "unlabelled")]
+    assert err["label"].tolist() == classes.tolist() and err["gt"].tolist() == truth.tolist()
+    only_error = write_truth_and_error_plys(tmp_path / "t", xyz, classes, truth, BENCH, variants=("error",))
+    assert [p.name for p in only_error] == ["t.error.ply"] and not (tmp_path / "t.gt.ply").exists()
+
+
+def test_one_palette_per_dataset():
+    from pipeline.palette import NUSCENES_FINE_COLOURS, class_palette
+    from pipeline.vocab import benchmark
+
+    nus = class_palette(benchmark("nuscenes16"))
+    names = benchmark("nuscenes16").class_names
+    assert nus[names.index("car")].tolist() == list(NUSCENES_FINE_COLOURS["vehicle.car"])
+    assert nus[names.index("pedestrian")].tolist() == list(NUSCENES_FINE_COLOURS["human.pedestrian.adult"])
+    assert (class_palette(benchmark("nuimages11")) == nus).all()
+    for name in ("scannet20", "nuscenes16"):
+        bench = benchmark(name)
+        pal = class_palette(bench)
+        assert len({tuple(c) for c in pal[: bench.n_classes]}) == bench.n_classes  # distinct colours
+        assert pal[IGNORE].tolist() == [0, 0, 0]
 
 
 @pytest.fixture(scope="module")

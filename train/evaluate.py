@@ -47,6 +47,7 @@ from train.export import (
     write_lidarseg_submission,
     write_nuimages_png,
     write_prediction_ply,
+    write_truth_and_error_plys,
 )
 from train.inference import predict_points, predict_views
 
@@ -88,6 +89,7 @@ class Options:
     export_lidarseg: bool = True
     plumbing_below_steps: int = 1000
     export_png: bool = True
+    ply_variants: tuple[str, ...] = ("prediction", "truth", "error")
 
 
 LEARNING_RUNS: dict[str, str] = {
@@ -160,11 +162,15 @@ class Evaluation:
                 self.add("pseudo3d_all", gt3d, pseudo)
                 self.add("pseudo3d", labelled_gt, pseudo)
                 self.add("3d_labelled", labelled_gt, pred3d)
-        self.export_points(prepared, sample, xyz, pred_all, pred3d)
+            self.export_points(prepared, sample, xyz, pred_all, pred3d, gt3d)
+        else:
+            self.export_points(prepared, sample, xyz, pred_all, pred3d, None)
 
-    def export_points(self, prepared: StoreReader, sample: str, xyz: np.ndarray, pred_all: np.ndarray, pred3d: np.ndarray) -> None:
-        """Write the exports of one sample: ``pred_all`` (P,) uint8 over every stored point (PLY),
-        ``pred3d`` (n,) uint8 over its keyframe points (benchmark files)."""
+    def export_points(self, prepared: StoreReader, sample: str, xyz: np.ndarray, pred_all: np.ndarray, pred3d: np.ndarray,
+                      gt3d: np.ndarray | None) -> None:
+        """Write the exports of one sample: ``pred_all`` (P,) uint8 over every stored point (PLYs),
+        ``pred3d`` (n,) uint8 over its keyframe points (benchmark files), ``gt3d`` (n,) uint8 its
+        ground truth if any (ground-truth and error PLYs; later points, e.g. sweeps, unlabelled)."""
         if self.lidarseg and self.options.export_lidarseg:
             token = prepared.sample_attrs(sample).get("lidar_token")
             if not token:
@@ -175,7 +181,13 @@ class Evaluation:
             write_benchmark_labels(self.out / "benchmark" / f"{sample}.txt", pred3d, self.bench)
         if self.options.export_ply:
             faces = prepared.read(sample, "mesh/faces") if prepared.has(sample, "mesh/faces") else None
-            write_prediction_ply(self.out / "ply" / f"{sample}.ply", xyz, pred_all, faces)
+            if "prediction" in self.options.ply_variants:
+                write_prediction_ply(self.out / "ply" / f"{sample}.ply", xyz, pred_all, self.bench, faces)
+            if gt3d is not None and {"truth", "error"} & set(self.options.ply_variants):
+                truth = np.full(pred_all.shape, IGNORE, np.uint8)
+                truth[: gt3d.shape[0]] = gt3d
+                write_truth_and_error_plys(self.out / "ply" / sample, xyz, pred_all, truth, self.bench, faces,
+                                           variants=self.options.ply_variants)
 
     def views(self, prepared: StoreReader, readers: Mapping[str, StoreReader], luts: dict, sample: str) -> None:
         """Score the 2D network on every view of ``sample`` with ground truth, at its resolution."""
@@ -226,7 +238,7 @@ class Evaluation:
         for v, (w, h) in enumerate(prepared.read(sample, "views/native_size")):
             pred = predict_views(self.net2d, images[v:v + 1], _label_size(readers, prepared, sample), (int(w), int(h)), self.device)[0]
             write_nuimages_png(self.out / "nuimages" / str(prepared.attrs.get("split")), f"{token}" + (f"_{v}" if v else ""),
-                               lut[pred], pred, resize_image(images[v], (int(w), int(h))))
+                               lut[pred], pred, resize_image(images[v], (int(w), int(h))), self.bench)
 
     def write_lidarseg(self, results: dict) -> str:
         """nuscenes16: add the devkit's mIoU to ``results["3d"]`` (``miou_official``, and
@@ -302,16 +314,17 @@ def evaluate(
     export_lidarseg: bool = True,
     plumbing_below_steps: int = 1000,
     export_png: bool = True,
+    ply_variants: Sequence[str] = ("prediction", "truth", "error"),
 ) -> dict:
     """Evaluate ``checkpoint`` on the shards given in ``stores`` (store name → paths, ``prepared``
     required; ``refined``/``points`` for the pseudo-label rows; ``sam`` for the label size).
     ``export_benchmark``: ScanNet files (scannet20); ``export_lidarseg``: the nuScenes lidarseg
     submission (nuscenes16); ``plumbing_below_steps``: label a run whose stage 1 trained fewer steps
-    a plumbing run (:func:`plumbing_note`). Writes the outputs into ``out`` and returns the metrics dict."""
+    a plumbing run (:func:`plumbing_note`); ``ply_variants``: which PLYs ``export_ply`` writes. Writes the outputs into ``out`` and returns the metrics dict."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels, export_lidarseg,
-                                              plumbing_below_steps, export_png), device, threads)
+                                              plumbing_below_steps, export_png, tuple(ply_variants)), device, threads)
     by_store = {store: {shard_of(str(p)): p for p in paths} for store, paths in stores.items() if paths and store != "prepared"}
     for path in stores["prepared"]:
         run.shard(path, by_store)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.vocab import Benchmark
+from pipeline.vocab import IGNORE, Benchmark
 
 LIDARSEG_META: dict[str, bool] = {
     "use_camera": True, "use_lidar": True, "use_radar": False, "use_map": False, "use_external": True,
@@ -19,25 +19,8 @@ CLIP and SAM count as external data."""
 DEVKIT_SPLITS: tuple[str, ...] = ("train", "val", "test", "mini_train", "mini_val", "train_detect", "train_track")
 """Split names of the nuScenes devkit (``nuscenes.utils.splits.create_splits_scenes``)."""
 
-PALETTE = np.array(
-    [
-        [174, 199, 232], [152, 223, 138], [31, 119, 180], [255, 187, 120], [188, 189, 34],
-        [140, 86, 75], [255, 152, 150], [214, 39, 40], [197, 176, 213], [148, 103, 189],
-        [196, 156, 148], [23, 190, 207], [247, 182, 210], [219, 219, 141], [255, 127, 14],
-        [158, 218, 229], [44, 160, 44], [112, 128, 144], [227, 119, 194], [82, 84, 163],
-    ],
-    dtype=np.uint8,
-)
-"""Colours of class indices 0..19 (ScanNet's benchmark colours of the 20 classes); others grey."""
-
-
-def class_colours(classes: np.ndarray) -> np.ndarray:
-    """Class indices (N,) → RGB (N, 3) uint8; ignore and indices >= 20 are grey."""
-    classes = np.asarray(classes).astype(np.int64)
-    out = np.full((classes.size, 3), 128, np.uint8)
-    ok = classes < len(PALETTE)
-    out[ok] = PALETTE[classes[ok]]
-    return out
+ERROR_COLOURS: dict[str, tuple[int, int, int]] = {"correct": (190, 190, 190), "wrong": (220, 30, 30), "unlabelled": (0, 0, 0)}
+"""Colours of the error PLY: prediction equals ground truth, differs, no ground truth."""
 
 
 def write_benchmark_labels(path: str | Path, classes: np.ndarray, bench: Benchmark) -> Path:
@@ -49,25 +32,72 @@ def write_benchmark_labels(path: str | Path, classes: np.ndarray, bench: Benchma
     return Path(path)
 
 
-def write_prediction_ply(path: str | Path, xyz: np.ndarray, classes: np.ndarray, faces: np.ndarray | None = None) -> Path:
-    """Binary PLY: vertices (x, y, z, red, green, blue) coloured by class, plus faces if given."""
+def write_label_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray, properties: dict[str, np.ndarray],
+                    faces: np.ndarray | None = None, comments: Sequence[str] = ()) -> Path:
+    """Binary PLY, written atomically: vertices (x, y, z float32, red, green, blue uint8) plus one
+    uint8 vertex property per entry of ``properties`` (each (N,)), faces if given, header comments."""
     from plyfile import PlyData, PlyElement
 
+    from pipeline.atomic import atomic_file
+
     path = Path(path)
-    rgb = class_colours(classes)
-    vertex = np.empty(xyz.shape[0], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    fields = [("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    vertex = np.empty(xyz.shape[0], dtype=fields + [(name, "u1") for name in properties])
     vertex["x"], vertex["y"], vertex["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
     vertex["red"], vertex["green"], vertex["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    for name, values in properties.items():
+        vertex[name] = values
     elements = [PlyElement.describe(vertex, "vertex")]
     if faces is not None and len(faces):
         face = np.empty(len(faces), dtype=[("vertex_indices", "i4", (3,))])
         face["vertex_indices"] = faces
         elements.append(PlyElement.describe(face, "face"))
-    from pipeline.atomic import atomic_file
-
     with atomic_file(path) as tmp:
-        PlyData(elements, text=False).write(str(tmp))
+        PlyData(elements, text=False, comments=list(comments)).write(str(tmp))
     return path
+
+
+def _class_comments(bench: Benchmark) -> list[str]:
+    return [f"label: class index of benchmark {bench.name}, 255 = none"] + [
+        f"class {c} {name}" for c, name in enumerate(bench.class_names)
+    ]
+
+
+def write_prediction_ply(path: str | Path, xyz: np.ndarray, classes: np.ndarray, bench: Benchmark,
+                         faces: np.ndarray | None = None) -> Path:
+    """``<name>.ply``: vertices coloured by predicted class (:func:`pipeline.palette.class_palette`),
+    with a ``label`` vertex property (class index, uint8) and the class names in the header."""
+    from pipeline.palette import colour_labels
+
+    classes = np.asarray(classes, np.uint8)
+    return write_label_ply(path, xyz, colour_labels(classes, bench), {"label": classes}, faces, _class_comments(bench))
+
+
+def write_truth_and_error_plys(stem: str | Path, xyz: np.ndarray, pred: np.ndarray, truth: np.ndarray, bench: Benchmark,
+                               faces: np.ndarray | None = None, variants: Sequence[str] = ("truth", "error")) -> list[Path]:
+    """``<stem>.gt.ply`` (coloured by ground truth, ``label`` = its class, 255 = unlabelled) and
+    ``<stem>.error.ply`` (grey = correct, red = wrong, black = no ground truth; ``label`` =
+    prediction, ``gt`` = ground truth), those named in ``variants``. ``pred``, ``truth`` (N,) uint8
+    class indices. Returns the paths written."""
+    from pipeline.palette import colour_labels
+
+    pred, truth = np.asarray(pred, np.uint8), np.asarray(truth, np.uint8)
+    stem = Path(stem)
+    comments = _class_comments(bench)
+    written = []
+    if "truth" in variants:
+        written.append(write_label_ply(stem.with_name(stem.name + ".gt.ply"), xyz, colour_labels(truth, bench), {"label": truth},
+                                       faces, comments))
+    if "error" not in variants:
+        return written
+    rgb = np.empty((pred.size, 3), np.uint8)
+    labelled = truth != IGNORE
+    rgb[:] = ERROR_COLOURS["unlabelled"]
+    rgb[labelled & (pred == truth)] = ERROR_COLOURS["correct"]
+    rgb[labelled & (pred != truth)] = ERROR_COLOURS["wrong"]
+    written.append(write_label_ply(stem.with_name(stem.name + ".error.ply"), xyz, rgb, {"label": pred, "gt": truth}, faces,
+                                   comments + ["colours: grey = correct, red = wrong, black = no ground truth"]))
+    return written
 
 
 def devkit_split(split: str) -> str:
@@ -158,10 +188,10 @@ def nuimages_export_lut(categories: Sequence[Sequence], bench: Benchmark) -> np.
     return lut
 
 
-def write_nuimages_png(folder: Path, name: str, fine: np.ndarray, classes: np.ndarray, image: np.ndarray) -> None:
+def write_nuimages_png(folder: Path, name: str, fine: np.ndarray, classes: np.ndarray, image: np.ndarray, bench: Benchmark) -> None:
     """``<folder>/<name>.png``: ``fine`` (H, W) uint8 nuImages fine indices (what ``get_segmentation``
     numbers), and ``<folder>/<name>_overlay.jpg``: ``image`` (H, W, 3) uint8 blended half and half with
-    the colours of ``classes`` (H, W) class indices. Both written atomically."""
+    the colours of ``classes`` (H, W) class indices (the devkit's palette). Both written atomically."""
     import io
 
     from PIL import Image
@@ -169,7 +199,9 @@ def write_nuimages_png(folder: Path, name: str, fine: np.ndarray, classes: np.nd
     from pipeline.atomic import atomic_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    colours = class_colours(classes.reshape(-1)).reshape(*classes.shape, 3)
+    from pipeline.palette import colour_labels
+
+    colours = colour_labels(classes, bench)
     blend = ((image.astype(np.uint16) + colours.astype(np.uint16)) // 2).astype(np.uint8)
     for path, array, fmt in ((folder / f"{name}.png", np.ascontiguousarray(fine, np.uint8), "PNG"),
                              (folder / f"{name}_overlay.jpg", blend, "JPEG")):

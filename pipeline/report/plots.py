@@ -7,19 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pipeline.palette import class_palette
 from pipeline.vocab import IGNORE
-
-
-def palette(n_classes: int) -> np.ndarray:
-    """RGB colours (256, 3) uint8 for class indices; IGNORE (and unused ids) black."""
-    import matplotlib
-
-    colours = np.zeros((256, 3), dtype=np.uint8)
-    cmap = matplotlib.colormaps["tab20"]
-    for c in range(n_classes):
-        colours[c] = np.round(np.asarray(cmap(c % 20)[:3]) * 255).astype(np.uint8)
-    colours[IGNORE] = 0
-    return colours
 
 
 def _save(fig, path: str | Path) -> None:
@@ -37,7 +26,7 @@ def overlay_figure(panels: Sequence[dict[str, Any]], bench, out: str | Path, tit
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    colours = palette(bench.n_classes)
+    colours = class_palette(bench)
     rows = max(1, len(panels))
     fig, axes = plt.subplots(rows, 4, figsize=(12, 2.4 * rows + 0.8), squeeze=False)
     used = set()
