@@ -33,7 +33,8 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _store_args(parser: argparse.ArgumentParser, command: str, one: bool = False) -> None:
-    """One ``--<store>`` option per store the command reads (the registry's list), required or not."""
+    """One ``--<store>`` option per store the command reads (the registry's list); with ``--results``
+    (not for ``predict``) every store is found on disk and these options only override."""
     from pipeline.stores import required_trainer_stores, store_spec, trainer_stores
 
     required = required_trainer_stores(command, image_only=True)  # points: checked by the command (not for image-only data)
@@ -44,7 +45,16 @@ def _store_args(parser: argparse.ArgumentParser, command: str, one: bool = False
         if name not in required:
             help_ += "; optional" + {"predictions": " (needed when stage 2 has frozen self/cross sources)",
                                      "points": " for image-only datasets (nuImages), required otherwise"}.get(name, "")
-        parser.add_argument(f"--{name}", nargs=None if one else "+", required=name in required, metavar="STORE", help=help_)
+        elif not one:
+            help_ += "; required unless --results finds them"
+        parser.add_argument(f"--{name}", nargs=None if one else "+", required=one and name in required, metavar="STORE", help=help_)
+    if not one:
+        parser.add_argument("--results", metavar="DIR",
+                            help="the config's results folder: find every store as DIR/<store>/<split>-NNN.zarr for --splits "
+                            "(a --<store> option given wins for that store)")
+        parser.add_argument("--splits", nargs="+", metavar="SPLIT",
+                            help="splits whose shards --results finds (default: the config's "
+                            + ("evaluate.splits)" if command == "evaluate" else "train.splits)"))
 
 
 def _resume_args(parser: argparse.ArgumentParser) -> None:
@@ -64,18 +74,53 @@ def _load(args: argparse.Namespace) -> dict:
     return load_options(args.config, args.options, parse_overrides(args.set))
 
 
-def _stores(args: argparse.Namespace, command: str) -> dict:
-    """``{store: path(s)}`` of the ``--<store>`` options given."""
-    from pipeline.stores import trainer_stores
+def _stores(args: argparse.Namespace, command: str, config: dict | None = None) -> dict:
+    """``{store: path(s)}``: those found under ``--results`` for ``--splits`` (or the config's), then
+    the ``--<store>`` options given; a one-line error when a required store is in neither."""
+    from pipeline.errors import UserError
+    from pipeline.stores import required_trainer_stores, trainer_stores
 
-    return {name: getattr(args, name) for name in trainer_stores(command) if getattr(args, name, None)}
+    train = config["train"] if config else None
+    names = trainer_stores(command, train)
+    required = required_trainer_stores(command, train, image_only=True)
+    found: dict = {}
+    if getattr(args, "results", None):
+        from pipeline.stores.discover import discover_stores
+
+        splits = args.splits or (config["evaluate"]["splits"] if command == "evaluate" else config["train"]["splits"])
+        found = discover_stores(args.results, names, required, splits)
+    given = {name: getattr(args, name) for name in trainer_stores(command) if getattr(args, name, None)}
+    stores = {**found, **given}
+    missing = [f"--{name}" for name in required if name not in stores]
+    if missing:
+        raise UserError(f"python -m train {command}: {' '.join(missing)} required (or --results <results folder>)")
+    return stores
+
+
+def _default_paths(args: argparse.Namespace) -> None:
+    """``--out`` (and stage 2's ``--init``) under ``--results`` when not given."""
+    from pathlib import Path
+
+    from pipeline.errors import UserError
+
+    results = getattr(args, "results", None)
+    if args.out is None:
+        if not results:
+            raise UserError(f"python -m train {args.command}: --out required (or --results <results folder>)")
+        args.out = str(Path(results) / ("evaluate" if args.command == "evaluate" else "train") / (
+            Path(args.checkpoint).parent.name if args.command == "evaluate" else args.command))
+    if args.command == "stage2" and args.init is None:
+        if not results:
+            raise UserError("python -m train stage2: --init required (or --results <results folder>)")
+        args.init = str(Path(results) / "train" / "stage1" / "final.pt")
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
     from train.engine.trainer import run_stage
 
     config = _load(args)
-    run_stage(config, args.command, _stores(args, args.command), args.out, init=getattr(args, "init", None),
+    _default_paths(args)
+    run_stage(config, args.command, _stores(args, args.command, config), args.out, init=getattr(args, "init", None),
               stop_after=args.stop_after, progress=not args.no_progress, resume_mode=args.resume)
     return 0
 
@@ -83,7 +128,8 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from train.predict import predict_shard
 
-    predict_shard(args.checkpoint, _stores(args, "predict"), args.out, _load(args))
+    config = _load(args)
+    predict_shard(args.checkpoint, _stores(args, "predict", config), args.out, config)
     return 0
 
 
@@ -91,11 +137,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from train.evaluate import evaluate
 
     config = _load(args)
+    _default_paths(args)
     ev, train = config["evaluate"], config["train"]
-    metrics = evaluate(args.checkpoint, _stores(args, "evaluate"), args.out,
+    metrics = evaluate(args.checkpoint, _stores(args, "evaluate", config), args.out,
                        export_benchmark=ev["export_benchmark"], export_ply=ev["export_ply"], pseudo_labels=ev["pseudo_labels"],
                        export_lidarseg=ev["export_lidarseg"], plumbing_below_steps=ev["plumbing_below_steps"],
-                       export_png=ev["export_png"],
+                       export_png=ev["export_png"], ply_variants=ev["ply_variants"],
                        device=train["device"], threads=train["threads"])
     res = metrics["results"]
     for key in ("3d", "2d"):
@@ -134,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train both networks on the SAM-refined pseudo-labels of the given shards, with "
                         "prediction-consistency switching and latent consistency to SAM's features (train.stage1). "
                         "Resumes from the newest checkpoint in --out written with the same settings (--resume / --no-resume to choose).")
-    s1.add_argument("--out", required=True, help="run directory; final.pt appears there when the stage is done")
+    s1.add_argument("--out", help="run directory; final.pt appears there when the stage is done (default: <results>/train/stage1)")
     _store_args(s1, "stage1")
     _config_args(s1)
     s1.add_argument("--stop-after", type=int, default=None, help="stop after the checkpoint of this step, as if killed (tests)")
@@ -146,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train both networks from the stage-1 checkpoint (--init) with the stage-2 label sources "
                         "(train.stage2): refined pseudo-labels plus each network's own and the other network's "
                         "SAM-refined predictions, frozen (--predictions stores) or online.")
-    s2.add_argument("--out", required=True, help="run directory; final.pt appears there when the stage is done")
-    s2.add_argument("--init", required=True, help="stage-1 checkpoint (final.pt) the networks start from")
+    s2.add_argument("--out", help="run directory; final.pt appears there when the stage is done (default: <results>/train/stage2)")
+    s2.add_argument("--init", help="stage-1 checkpoint (final.pt) the networks start from (default: <results>/train/stage1/final.pt)")
     _store_args(s2, "stage2")
     _config_args(s2)
     s2.add_argument("--stop-after", type=int, default=None, help="stop after the checkpoint of this step, as if killed (tests)")
@@ -171,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the pipeline's pseudo-labels as reference rows, ScanNet benchmark files and coloured PLY meshes, or "
                         "for nuScenes the official lidarseg submission (lidarseg/<split>/<token>_lidarseg.bin, <split>/submission.json).")
     ev.add_argument("--checkpoint", required=True, help="checkpoint file (the final one is what we report)")
-    ev.add_argument("--out", required=True, help="output folder (metrics.json, metrics.md, confusion_*.json, benchmark/, ply/)")
+    ev.add_argument("--out", help="output folder (metrics.json, metrics.md, confusion_*.json, benchmark/, ply/); default: "
+                    "<results>/evaluate/<the checkpoint's folder name>")
     _store_args(ev, "evaluate")
     _config_args(ev)
     ev.set_defaults(func=_cmd_evaluate)
