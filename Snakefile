@@ -1,5 +1,8 @@
 # CNS label-free segmentation workflow. Rules live in workflow/rules/; see README.md.
 # Targets: prepare, pseudo_labels, train_stage1, train_stage2, evaluate, all (the default), ablation.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/prepare.smk"

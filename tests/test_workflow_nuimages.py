@@ -66,6 +66,9 @@ def test_all_runs_2d_only_and_a_second_run_does_nothing(tmp_path):
     assert report["coverage"]["points"] == 0 and len(report["classes_scored"]) == 11
     again = snakemake(tmp_path, TINY, "all", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # no points, so no 3D picture in the stage reports
+    assert sorted(p.name for p in (results / "reports" / "stage2").iterdir()) == [
+        "confusion.png", "curves.png", "metrics.html", "views.png"]
 
 
 def test_defects_fail_the_shard_of_the_missing_image_only(tmp_path):

@@ -60,6 +60,17 @@ def test_all_ends_in_an_official_submission_and_a_second_run_does_nothing(tmp_pa
     assert labels.min() >= 1 and labels.max() <= 16
     again = snakemake(tmp_path, "all", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # the report holds the evaluation, curves, heatmaps and pictures of both stages, and no warnings
+    proc = snakemake(tmp_path, "--report", "report.html")
+    assert "Missing metadata" not in proc.stdout + proc.stderr
+    added = {line.split()[1] for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Adding ")}
+    assert {"metrics.html", "curves.png", "confusion.png", "views.png", "points.png", "mini_val.html"} <= added, added
+    assert any(name.endswith(".overlays.png") for name in added)
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "what this run did" in html
+    for stage in ("stage1", "stage2"):
+        assert sorted(p.name for p in (tmp_path / "results" / "reports" / stage).iterdir()) == [
+            "confusion.png", "curves.png", "metrics.html", "points.png", "views.png"]
 
 
 def test_a_broken_input_fails_its_shard_only(tmp_path):

@@ -143,6 +143,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                        export_benchmark=ev["export_benchmark"], export_ply=ev["export_ply"], pseudo_labels=ev["pseudo_labels"],
                        export_lidarseg=ev["export_lidarseg"], plumbing_below_steps=ev["plumbing_below_steps"],
                        export_png=ev["export_png"], ply_variants=ev["ply_variants"],
+                       figure_views=ev["figure_views"], figure_scenes=ev["figure_scenes"],
                        device=train["device"], threads=train["threads"])
     res = metrics["results"]
     for key in ("3d", "2d"):

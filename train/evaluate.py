@@ -12,7 +12,8 @@ same samples are scored too when their stores are given, as the reference rows:
 ``pseudo-labels (all)`` counts them as misses; ``3D network (pseudo-labelled points only)``
 scores the network on exactly the points that have a pseudo-label (like for like).
 
-Outputs in ``out``: ``metrics.json``, ``metrics.md``, ``confusion_{2d,3d}.json`` and, per scene,
+Outputs in ``out``: ``metrics.json``, ``metrics.md``, ``confusion_{2d,3d}.json``,
+``figures/views.png`` and ``figures/points.png`` (the report's pictures) and, per scene,
 ``benchmark/<scene>.txt`` (ScanNet format, benchmark ``scannet20``) and ``ply/<scene>.ply``.
 Benchmark ``nuscenes16``: the lidarseg submission instead of the ScanNet files,
 ``lidarseg/<split>/<lidar_token>_lidarseg.bin`` per sample and ``<split>/submission.json`` per
@@ -90,6 +91,8 @@ class Options:
     plumbing_below_steps: int = 1000
     export_png: bool = True
     ply_variants: tuple[str, ...] = ("prediction", "truth", "error")
+    figure_views: int = 4
+    figure_scenes: int = 2
 
 
 LEARNING_RUNS: dict[str, str] = {
@@ -135,6 +138,8 @@ class Evaluation:
         self.split = ""  # the devkit's name of the current shard's split
         self.conf_official: dict[str, np.ndarray] = {}  # devkit split -> the "3d" matrix of its samples
         self.exported: set[str] = set()  # devkit splits with lidarseg files written
+        self.view_panels: list[dict] = []  # figures/views.png: the first view of the first samples
+        self.point_scenes: list[dict] = []  # figures/points.png: the first samples
 
     def add(self, key: str, gt: np.ndarray, pred: np.ndarray) -> None:
         self.conf[key] += confusion(gt, pred, self.bench.n_classes)
@@ -150,7 +155,11 @@ class Evaluation:
         pred_all = predict_points(self.net3d, xyz, rgb, net["input_features"], net["voxel_size"], self.device, intensity)
         n = _keyframe_points(prepared, sample, xyz.shape[0])
         pred3d = pred_all[:n]
-        if prepared.has(sample, "points/label") and "points" in luts:
+        has_gt = prepared.has(sample, "points/label") and "points" in luts
+        if len(self.point_scenes) < self.options.figure_scenes:
+            self.point_scenes.append({"title": sample, "xyz": np.asarray(xyz[:n], np.float32), "pred": pred3d,
+                                      "truth": _apply(luts["points"], prepared.read(sample, "points/label")[:n]) if has_gt else None})
+        if has_gt:
             gt3d = _apply(luts["points"], prepared.read(sample, "points/label")[:n])
             self.add("3d", gt3d, pred3d)
             if self.lidarseg:
@@ -189,10 +198,29 @@ class Evaluation:
                 write_truth_and_error_plys(self.out / "ply" / sample, xyz, pred_all, truth, self.bench, faces,
                                            variants=self.options.ply_variants)
 
+    def figure_view(self, prepared: StoreReader, readers: Mapping[str, StoreReader], sample: str, view: int,
+                    truth: np.ndarray | None, pred: np.ndarray | None = None) -> None:
+        """Keep one view for figures/views.png (image, pseudo-label, prediction, ground truth at the
+        ground truth's size, else at label resolution), up to ``figure_views`` views."""
+        if len(self.view_panels) >= self.options.figure_views:
+            return
+        label_size = _label_size(readers, prepared, sample)
+        size = (truth.shape[1], truth.shape[0]) if truth is not None else label_size
+        image = read_view_images(prepared, sample, [view])
+        if pred is None:
+            pred = predict_views(self.net2d, image, label_size, size, self.device)[0]
+        pseudo = readers["refined"].read(sample, "views/label", view) if "refined" in readers else None
+        self.view_panels.append({"title": f"{sample} view {view}", "image": resize_image(image[0], size), "pred": pred, "truth": truth,
+                                 "pseudo": None if pseudo is None else resize_labels(pseudo, size)})
+
     def views(self, prepared: StoreReader, readers: Mapping[str, StoreReader], luts: dict, sample: str) -> None:
         """Score the 2D network on every view of ``sample`` with ground truth, at its resolution."""
         if not (prepared.has(sample, "views/label") and "views" in luts):
+            if len(self.view_panels) < self.options.figure_views and prepared.has(sample, "views/image_size") \
+                    and prepared.read(sample, "views/image_size").shape[0]:
+                self.figure_view(prepared, readers, sample, 0, None)  # no 2D ground truth (nuScenes): prediction only
             return
+        pictured = False
         label_size = _label_size(readers, prepared, sample)
         gt_raw = prepared.array(sample, "views/label")
         for v in range(gt_raw.shape[0]):
@@ -203,6 +231,9 @@ class Evaluation:
             h, w = gt2d.shape
             pred2d = predict_views(self.net2d, read_view_images(prepared, sample, [v]), label_size, (w, h), self.device)[0]
             self.add("2d", gt2d, pred2d)
+            if not pictured:
+                self.figure_view(prepared, readers, sample, v, gt2d, pred2d)
+                pictured = True
             if self.options.pseudo_labels and "refined" in readers:
                 pseudo = readers["refined"].read(sample, "views/label", v)
                 gt_small = resize_labels(gt2d, (pseudo.shape[1], pseudo.shape[0]))
@@ -299,7 +330,18 @@ class Evaluation:
             if rows:
                 text += f"\n## {title}\n\n" + markdown_table(rows, names, unit)
         atomic_write_text(self.out / "metrics.md", text + official)
+        self.write_figures()
         return metrics
+
+    def write_figures(self) -> None:
+        """``figures/views.png`` and ``figures/points.png`` (what the report shows), when there is something to draw."""
+        from pipeline.report.figures import points_figure, views_figure
+
+        what = f"{self.meta['stage']} final networks, split(s) {', '.join(sorted(s for s in self.splits if s))}"
+        if self.view_panels:
+            views_figure(self.view_panels, self.bench, self.out / "figures" / "views.png", title=f"2D: {what}")
+        if self.point_scenes:
+            points_figure(self.point_scenes, self.bench, self.out / "figures" / "points.png", title=f"3D, seen from above: {what}")
 
 
 def evaluate(
@@ -315,6 +357,8 @@ def evaluate(
     plumbing_below_steps: int = 1000,
     export_png: bool = True,
     ply_variants: Sequence[str] = ("prediction", "truth", "error"),
+    figure_views: int = 4,
+    figure_scenes: int = 2,
 ) -> dict:
     """Evaluate ``checkpoint`` on the shards given in ``stores`` (store name → paths, ``prepared``
     required; ``refined``/``points`` for the pseudo-label rows; ``sam`` for the label size).
@@ -324,7 +368,8 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = Evaluation(checkpoint, out, Options(export_benchmark, export_ply, pseudo_labels, export_lidarseg,
-                                              plumbing_below_steps, export_png, tuple(ply_variants)), device, threads)
+                                              plumbing_below_steps, export_png, tuple(ply_variants),
+                                              figure_views, figure_scenes), device, threads)
     by_store = {store: {shard_of(str(p)): p for p in paths} for store, paths in stores.items() if paths and store != "prepared"}
     for path in stores["prepared"]:
         run.shard(path, by_store)

@@ -164,13 +164,20 @@ def _as_summary(stage: dict[str, Any], class_names: Sequence[str], class_set: Se
     }
 
 
-def write_split_report(shard_files: Sequence[str | Path], split: str, out_json: str | Path, out_md: str | Path, out_png: str | Path) -> dict[str, Any]:
-    """Merge the shards of ``split`` and write the JSON, Markdown and PNG outputs."""
+def write_split_report(shard_files: Sequence[str | Path], split: str, out_json: str | Path, out_md: str | Path, out_png: str | Path,
+                       html: str | Path | None = None) -> dict[str, Any]:
+    """Merge the shards of ``split`` and write the JSON, Markdown and PNG outputs (and the Markdown
+    as HTML when ``html`` is given)."""
     from pipeline.atomic import atomic_write_text
     from pipeline.report.plots import stage_bars
 
     report = merge_reports(shard_files, split)
     _write_json(out_json, report)
-    atomic_write_text(out_md, markdown(report))
+    text = markdown(report)
+    atomic_write_text(out_md, text)
+    if html is not None:
+        from pipeline.report.html import markdown_to_html
+
+        atomic_write_text(html, markdown_to_html(text, title=f"Pseudo-label quality, split {split}"))
     stage_bars(report["stages"], report["class_names"], out_png, title=f"pseudo-label quality, split {split}")
     return report

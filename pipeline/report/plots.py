@@ -11,6 +11,14 @@ from pipeline.palette import class_palette
 from pipeline.vocab import IGNORE
 
 
+def segment_colours(segments: np.ndarray) -> np.ndarray:
+    """Segment ids (H, W) int (-1 = no mask) → RGB (H, W, 3) uint8, one stable colour per id."""
+    ids = np.asarray(segments).astype(np.int64)
+    rgb = np.stack([(ids * 97 + 53) % 200 + 40, (ids * 57 + 101) % 200 + 40, (ids * 151 + 17) % 200 + 40], -1).astype(np.uint8)
+    rgb[ids < 0] = 0
+    return rgb
+
+
 def _save(fig, path: str | Path) -> None:
     from pipeline.atomic import atomic_file
 
@@ -19,7 +27,8 @@ def _save(fig, path: str | Path) -> None:
 
 
 def overlay_figure(panels: Sequence[dict[str, Any]], bench, out: str | Path, title: str = "") -> None:
-    """Rows of image / CLIP / refined / ground truth for each panel (label maps coloured by class)."""
+    """Rows of image / SAM segments / CLIP / refined / ground truth for each panel (label maps coloured
+    by class; segments in arbitrary colours, black outside every mask)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,10 +37,10 @@ def overlay_figure(panels: Sequence[dict[str, Any]], bench, out: str | Path, tit
 
     colours = class_palette(bench)
     rows = max(1, len(panels))
-    fig, axes = plt.subplots(rows, 4, figsize=(12, 2.4 * rows + 0.8), squeeze=False)
+    fig, axes = plt.subplots(rows, 5, figsize=(15, 2.4 * rows + 0.8), squeeze=False)
     used = set()
     for r in range(rows):
-        for c, key in enumerate(("image", "clip", "refined", "truth")):
+        for c, key in enumerate(("image", "segments", "clip", "refined", "truth")):
             ax = axes[r, c]
             ax.set_axis_off()
             if r >= len(panels):
@@ -43,6 +52,10 @@ def overlay_figure(panels: Sequence[dict[str, Any]], bench, out: str | Path, tit
             if key == "image":
                 ax.imshow(data)
                 ax.set_title(panels[r]["title"], fontsize=8)
+            elif key == "segments":
+                ax.imshow(segment_colours(data))
+                if r == 0:
+                    ax.set_title("SAM segments", fontsize=9)
             else:
                 ax.imshow(colours[data])
                 used.update(int(x) for x in np.unique(data) if x != IGNORE)

@@ -119,6 +119,7 @@ def shard_report(
                     {
                         "title": f"{sample} view {v}",
                         "image": resize_image(image, size),
+                        "segments": segments[v],
                         "clip": clip_labels[v],
                         "refined": refined_labels[v],
                         "truth": None if gt_views is None else gt_views[v],
@@ -143,7 +144,7 @@ def shard_report(
     if overlays_out is not None:
         from pipeline.report.plots import overlay_figure
 
-        overlay_figure(panels, bench, overlays_out, title=f"{result['shard']}: image / CLIP / refined ({order}) / ground truth")
+        overlay_figure(panels, bench, overlays_out, title=f"{result['shard']}: image / SAM segments / CLIP / refined ({order}) / ground truth")
     return result
 
 

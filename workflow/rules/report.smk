@@ -43,8 +43,9 @@ rule report_split:
         lambda wildcards: [f"{REPORT_DIR}/shards/{s}.json" for s in SHARDS if parse_shard(s)[0] == wildcards.split],
     output:
         json=f"{REPORT_DIR}/{{split}}.json",
-        markdown=report(
-            f"{REPORT_DIR}/{{split}}.md",
+        markdown=f"{REPORT_DIR}/{{split}}.md",
+        html=report(
+            f"{REPORT_DIR}/{{split}}.html",
             caption="../report/pseudo_labels.rst",
             category="Pseudo-label quality",
             subcategory="Tables",
@@ -63,7 +64,52 @@ rule report_split:
         f"{RESULTS}/logs/report/{{split}}.log",
     shell:
         "python -m pipeline report merge --split {wildcards.split:q} --json {output.json:q}"
-        " --markdown {output.markdown:q} --png {output.png:q} {input:q} 2> {log:q}"
+        " --markdown {output.markdown:q} --html {output.html:q} --png {output.png:q} {input:q} 2> {log:q}"
+
+
+# The report of each trained stage: its evaluation as HTML, training curves, confusion heatmaps
+# and the evaluation's pictures (2D overlays; 3D from above where the dataset has points).
+STAGE_REPORT_FIGURES = {
+    "metrics.html": ("Evaluation", "Tables", "../report/stage_metrics.rst"),
+    "curves.png": ("Training", "Curves", "../report/stage_curves.rst"),
+    "confusion.png": ("Evaluation", "Confusion matrices", "../report/stage_confusion.rst"),
+    **({"views.png": ("Evaluation", "2D overlays", "../report/stage_views.rst")} if config["evaluate"]["figure_views"] else {}),
+    **({"points.png": ("Evaluation", "3D from above", "../report/stage_points.rst")}
+       if config["evaluate"]["figure_scenes"] and not IMAGE_ONLY else {}),
+}
+
+
+localrules:
+    report_stage,
+
+
+rule report_stage:
+    """A trained stage's report from its evaluation and training log (seconds; runs on the submit host)."""
+    input:
+        evaluation=f"{RESULTS}/evaluate/{{stage}}",
+        checkpoint=f"{RESULTS}/train/{{stage}}/final.pt",
+    output:
+        **{
+            name.split(".")[0]: report(
+                f"{RESULTS}/reports/{{stage}}/{name}", caption=caption, category=category, subcategory=sub,
+                labels={"stage": "{stage}", "figure": sub},
+            )
+            for name, (category, sub, caption) in STAGE_REPORT_FIGURES.items()
+        },
+    wildcard_constraints:
+        stage="stage1|stage2",
+    params:
+        log=lambda w: f"{RESULTS}/train/{w.stage}/log.jsonl",
+        pictures=lambda w, output: " ".join(
+            f"--{key} {shlex.quote(getattr(output, key))}" for key in ("views", "points") if hasattr(output, key)
+        ),
+    conda:
+        CONDA_ENV
+    log:
+        f"{RESULTS}/logs/report/{{stage}}.log",
+    shell:
+        "python -m pipeline report run --evaluation {input.evaluation:q} --log {params.log:q} --html {output.metrics:q}"
+        " --curves {output.curves:q} --confusion {output.confusion:q} {params.pictures} 2> {log:q}"
 
 
 # The run's closing lines: the evaluations it wrote (headline mIoU, where they are, and whether it

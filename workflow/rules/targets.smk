@@ -2,12 +2,13 @@
 # per-shard jobs among the requested ones. `rule all` (in the Snakefile) collects ALL_TARGETS.
 
 PREPARE_TARGETS = [*all_stores("prepared"), f"{RESULTS}/manifest.parquet"]
-SPLIT_REPORTS = [f"{REPORT_DIR}/{split}.{ext}" for split in sorted({parse_shard(s)[0] for s in SHARDS}) for ext in ("json", "md", "png")]
+SPLIT_REPORTS = [f"{REPORT_DIR}/{split}.{ext}" for split in sorted({parse_shard(s)[0] for s in SHARDS}) for ext in ("json", "md", "html", "png")]
 PSEUDO_LABEL_TARGETS = [*(path for name in PSEUDO_LABEL_STORES for path in all_stores(name)), *SPLIT_REPORTS]
 # train_stage1 and train_stage2 are single jobs (workflow/rules/train.smk): their rule names are the targets.
 TRAIN_STAGE1_TARGETS = [f"{RESULTS}/train/stage1/final.pt"]
 TRAIN_STAGE2_TARGETS = [f"{RESULTS}/train/stage2/final.pt"]
-EVALUATE_TARGETS = [f"{RESULTS}/evaluate/stage1", f"{RESULTS}/evaluate/stage2"]
+STAGE_REPORTS = [f"{RESULTS}/reports/{stage}/{name}" for stage in ("stage1", "stage2") for name in STAGE_REPORT_FIGURES]
+EVALUATE_TARGETS = [f"{RESULTS}/evaluate/stage1", f"{RESULTS}/evaluate/stage2", *STAGE_REPORTS]
 ALL_TARGETS = [*PREPARE_TARGETS, *PSEUDO_LABEL_TARGETS, *TRAIN_STAGE1_TARGETS, *TRAIN_STAGE2_TARGETS, *EVALUATE_TARGETS]
 
 
@@ -69,6 +70,6 @@ rule pseudo_labels:
 
 
 rule evaluate:
-    """Evaluation of both stages' final checkpoints on the evaluation splits."""
+    """Evaluation of both stages' final checkpoints on the evaluation splits, and their reports."""
     input:
         EVALUATE_TARGETS,
