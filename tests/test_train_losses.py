@@ -127,3 +127,16 @@ def test_segment_vote_majority_inside_segments_only():
     assert out.tolist() == [[1, 1, 1, 5], [1, 2, 2, 5]]
     torch_out = segment_majority_torch(torch.from_numpy(labels).long(), torch.from_numpy(segs).long(), 20)
     assert torch_out.tolist() == out.tolist()
+
+
+def test_switch_shares_count_targets_that_are_not_the_own_pseudo_label():
+    from types import SimpleNamespace
+
+    from train.losses.cns import CNSLoss
+
+    own3d = _u8([[1, 1, 2, IGNORE]])
+    t3d = torch.tensor([1, 3, 2, 4])  # 4: drawn from the paired pixel where the point has no own label
+    own2d = _u8([[[[0, 0], [IGNORE, 1]]]])
+    t2d = torch.tensor([[[0, 5], [IGNORE, 1]]])
+    shares = CNSLoss.switch_shares(None, SimpleNamespace(own2d=own2d, own3d=own3d), t2d, t3d)
+    assert shares == {"switch2d": pytest.approx(1 / 3), "switch3d": pytest.approx(2 / 4)}

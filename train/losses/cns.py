@@ -96,4 +96,20 @@ class CNSLoss:
         if w.latent3d > 0 and not self.image_only:
             parts["latent3d"] = latent_loss_3d(out["latent3d"], batch.latent3d, feats)
         total = sum(getattr(w, name) * value for name, value in parts.items())
-        return total, {name: float(value.detach()) for name, value in parts.items()}
+        logged = {name: float(value.detach()) for name, value in parts.items()}
+        logged.update(self.switch_shares(batch, t2d, t3d))
+        return total, logged
+
+    def switch_shares(self, batch: Batch, t2d: torch.Tensor, t3d: torch.Tensor | None) -> dict[str, float]:
+        """Diagnostics (logged, not losses): ``switch2d`` / ``switch3d``, the share of labelled targets
+        whose class differs from the element's own-modality pseudo-label (what switching and the
+        stage-2 sources changed this step)."""
+        out = {}
+        for key, target, own in (("switch2d", t2d, batch.own2d), ("switch3d", t3d, batch.own3d)):
+            if target is None or own is None or not own.shape[0]:
+                continue
+            labelled = target != IGNORE
+            n = int(labelled.sum())
+            if n:
+                out[key] = float((target[labelled] != own[0].to(target.dtype)[labelled]).sum()) / n
+        return out
