@@ -37,7 +37,7 @@ def prepare_shard(
     that the adapter counts (:mod:`pipeline.input_checks`) are summed into the root attribute
     ``input_checks`` and logged as one warning.
     """
-    from tqdm import tqdm
+    from pipeline.progress import progress
 
     from pipeline.datasets import make_adapter
     from pipeline.stores import StoreWriter
@@ -59,7 +59,7 @@ def prepare_shard(
     start = time.perf_counter()
     counts = []
     with StoreWriter(out, "prepared", attrs=attrs) as writer:
-        for sample in tqdm(list(samples), desc=f"prepare {shard}", unit="sample"):
+        for sample in progress(list(samples), desc=f"prepare {shard}", unit="sample"):
             prepared = adapter.load(sample, split)
             writer.add_sample(prepared.sample_id, prepared.arrays, prepared.attrs)
             counts.append(prepared.attrs.get("input_checks", {}))

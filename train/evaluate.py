@@ -242,7 +242,7 @@ class Evaluation:
 
     def shard(self, prepared_path: str | Path, by_store: Mapping[str, Mapping[str, str | Path]]) -> None:
         """Score every sample of one shard (its prepared store and the other stores of that shard)."""
-        from tqdm import tqdm
+        from pipeline.progress import progress
 
         prepared = StoreReader(prepared_path, "prepared")
         name = shard_of(str(prepared_path))
@@ -253,7 +253,7 @@ class Evaluation:
             luts = prepared_ground_truth_luts(prepared.attrs, self.bench)
         except ValueError as err:
             raise StoreError(f"{prepared.path}: {err}") from None
-        for sample in tqdm(prepared.samples, desc=f"evaluate {name}", unit="sample", dynamic_ncols=True):
+        for sample in progress(prepared.samples, desc=f"evaluate {name}", unit="sample"):
             self.samples += 1
             self.points(prepared, readers, luts, sample)
             self.views(prepared, readers, luts, sample)

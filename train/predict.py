@@ -93,7 +93,7 @@ def predict_sample(
 def predict_shard(checkpoint: str | Path, stores: Mapping[str, str | Path], out: str | Path, config: Mapping[str, Any]) -> Path:
     """Write the ``predictions`` store ``out`` for one shard (``stores``: prepared, sam, points paths;
     ``config``: the validated config, of which the keys the registry declares for ``predictions``)."""
-    from tqdm import tqdm
+    from pipeline.progress import progress
 
     train = config["train"]
     net2d, net3d, meta, dev = load_for_inference(checkpoint, train["device"], train["threads"])
@@ -111,7 +111,7 @@ def predict_shard(checkpoint: str | Path, stores: Mapping[str, str | Path], out:
     }
     samples = readers["prepared"].samples
     with StoreWriter(out, "predictions", attrs=attrs) as writer:
-        for sample in tqdm(samples, desc=f"predict {Path(out).name}", unit="sample", dynamic_ncols=True):
+        for sample in progress(samples, desc=f"predict {Path(out).name}", unit="sample"):
             writer.add_sample(sample, predict_sample(net2d, net3d, meta, readers, sample, config, dev))
     log.info("wrote %s (%d samples)", out, len(samples))
     return Path(out)

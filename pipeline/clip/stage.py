@@ -269,7 +269,7 @@ def run_clip_stage(
     ``gt_lut``: raw 2D label id → class LUT for the simulated backend (default: from the store).
     ``text``: a text classifier file from ``clip-text`` (default: encode the prompts here).
     """
-    from tqdm import tqdm
+    from pipeline.progress import progress
 
     from pipeline.stores import StoreReader, StoreWriter
 
@@ -279,7 +279,7 @@ def run_clip_stage(
     total = sum(_view_count(reader, s) for s in reader.samples)
     out = Path(out)
     backend = opts.clip["backend"]
-    with tqdm(total=total, desc=f"clip {out.name}", unit="view", dynamic_ncols=True) as progress:
+    with progress(total=total, desc=f"clip {out.name}", unit="view") as progress:
         if backend == "simulated":
             samples, attrs = _run_simulated(reader, opts, vocabulary, gt_lut, progress)
         else:

@@ -168,7 +168,7 @@ def project_shard(
     ``options``: the ``project`` section (defaults filled); ``ignore``: ``refine.ignore``, how IGNORE
     labels vote (the one voting rule, :mod:`pipeline.voting`); ``benchmark``: ``vocabulary.benchmark``,
     which the CLIP and refine stores must come from and ``out`` records."""
-    from tqdm import tqdm
+    from pipeline.progress import progress
 
     from pipeline.config import config_hash
     from pipeline.stores import StoreReader, StoreWriter
@@ -191,7 +191,7 @@ def project_shard(
         "clip_backend": clip_store.attrs.get("backend"),
     }
     with StoreWriter(out, "points", attrs=attrs) as writer:
-        for sample in tqdm(prep.samples, desc=f"project {Path(out).name}", unit="sample"):
+        for sample in progress(prep.samples, desc=f"project {Path(out).name}", unit="sample"):
             arrays, sample_attrs = project_sample(prep, clip_store, refined_store, sample, opts, threads, ignore)
             writer.add_sample(sample, arrays, sample_attrs)
             log.info(

@@ -82,7 +82,7 @@ def refine_shard(
 ) -> Path:
     """Write the refine store ``out`` for every sample of the CLIP store (atomically); the CLIP
     store must come from ``benchmark``'s vocabulary (``vocabulary.benchmark``), which ``out`` records."""
-    from tqdm import tqdm
+    from pipeline.progress import progress
 
     from pipeline.config import config_hash
     from pipeline.stores import StoreReader, StoreWriter
@@ -103,7 +103,7 @@ def refine_shard(
         "sam_backend": sam_store.attrs.get("backend"),
     }
     with StoreWriter(out, "refined", attrs=attrs) as writer:
-        for sample in tqdm(clip_store.samples, desc=f"refine {Path(out).name}", unit="sample"):
+        for sample in progress(clip_store.samples, desc=f"refine {Path(out).name}", unit="sample"):
             arrays, sample_attrs = refine_sample(clip_store, sam_store, sample, opts)
             writer.add_sample(sample, arrays, sample_attrs)
             log.info("%s: %d masks changed %.1f %% of pixels (%s order)", sample, sample_attrs["masks"], 100 * sample_attrs["changed_fraction"], opts["nesting_order"])

@@ -66,7 +66,7 @@ def run_sam_stage(
     Raises :class:`pipeline.errors.UserError` (nothing written) on bad options, checkpoints or
     inputs.
     """
-    from tqdm import tqdm
+    from pipeline.progress import progress
 
     from pipeline.stores import StoreReader, StoreWriter
     from pipeline.sam.backends import make_backend
@@ -83,7 +83,7 @@ def run_sam_stage(
     passes_before = getattr(backend, "encoder_passes", None)
     start = time.perf_counter()
     with StoreWriter(out, "sam", attrs=attrs) as writer:
-        bar = tqdm(total=len(all_views), desc=f"sam {shard}", unit="view")
+        bar = progress(total=len(all_views), desc=f"sam {shard}", unit="view")
         cache = _run_fit_views(reader, backend, plan, fit_keys, bar)
         basis, mean = _fit_feature_basis(cache, channels)
         writer.add_store_array("_store/feature_basis", basis)

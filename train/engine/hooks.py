@@ -113,9 +113,9 @@ class LogHook(Hook):
         self.writer = _tensorboard(state.run_dir, state.start)
         self.bar = None
         if progress:
-            from tqdm import tqdm
+            from pipeline.progress import progress as progress_bar
 
-            self.bar = tqdm(total=state.steps, initial=state.start, desc=f"train {state.stage}", unit="step", dynamic_ncols=True)
+            self.bar = progress_bar(total=state.steps, initial=state.start, desc=f"train {state.stage}", unit="step")
 
     def on_record(self, state: LoopState, record: dict[str, float]) -> None:
         with (state.run_dir / "log.jsonl").open("a") as handle:
