@@ -15,7 +15,10 @@ from torch.nn import functional as F
 
 from pipeline.errors import UserError
 
-BACKBONES = ("resnet50", "resnet101", "tiny")
+BACKBONES = ("resnet50", "resnet101", "tiny", "slim")
+
+SLIM_WIDTH = 128
+"""Channels of the ``slim`` head (ASPP and the 3x3 conv; DeepLabV3's are 256)."""
 
 
 def _torchvision_deeplab(backbone: str, num_classes: int):
@@ -28,6 +31,21 @@ def _torchvision_deeplab(backbone: str, num_classes: int):
         return segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
     if backbone == "resnet101":
         return segmentation.deeplabv3_resnet101(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    if backbone == "slim":
+        # small in parameters, not only in depth (6.0 M; tiny 24.2 M): torchvision's bottleneck block
+        # with expansion 1 (stage outputs 64..512 channels), one block per stage, dilated for stride 8,
+        # and DeepLabV3's head built from torchvision's ASPP at 128 channels
+        from torchvision.models.segmentation.deeplabv3 import ASPP
+
+        class _SlimBottleneck(Bottleneck):
+            expansion = 1
+
+        resnet = ResNet(_SlimBottleneck, [1, 1, 1, 1], replace_stride_with_dilation=[False, True, True])
+        head = nn.Sequential(
+            ASPP(512, [12, 24, 36], SLIM_WIDTH), nn.Conv2d(SLIM_WIDTH, SLIM_WIDTH, 3, padding=1, bias=False),
+            nn.BatchNorm2d(SLIM_WIDTH), nn.ReLU(), nn.Conv2d(SLIM_WIDTH, num_classes, 1),
+        )
+        return DeepLabV3(IntermediateLayerGetter(resnet, {"layer4": "out"}), head, None)
     if backbone == "tiny":
         # torchvision's bottleneck ResNet with one block per stage, dilated like deeplabv3_resnet50
         resnet = ResNet(Bottleneck, [1, 1, 1, 1], replace_stride_with_dilation=[False, True, True])
