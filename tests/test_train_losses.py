@@ -140,3 +140,17 @@ def test_switch_shares_count_targets_that_are_not_the_own_pseudo_label():
     t2d = torch.tensor([[[0, 5], [IGNORE, 1]]])
     shares = CNSLoss.switch_shares(None, SimpleNamespace(own2d=own2d, own3d=own3d), t2d, t3d)
     assert shares == {"switch2d": pytest.approx(1 / 3), "switch3d": pytest.approx(2 / 4)}
+
+
+def test_pseudo_label_fit_is_the_share_of_labelled_elements_predicted_as_labelled():
+    from types import SimpleNamespace
+
+    from train.losses.cns import CNSLoss
+
+    logits3d = torch.eye(3)[[0, 1, 2, 2]] * 5  # predicts 0, 1, 2, 2
+    own3d = _u8([[0, 2, 2, IGNORE]])
+    logits2d = torch.zeros(1, 3, 1, 2)
+    logits2d[0, 1] = 1.0  # predicts 1 everywhere
+    own2d = _u8([[[[1, 0]]]])
+    fit = CNSLoss.pseudo_label_fit({"logits3d": logits3d, "logits2d": logits2d}, SimpleNamespace(own2d=own2d, own3d=own3d))
+    assert fit == {"fit2d": pytest.approx(0.5), "fit3d": pytest.approx(2 / 3)}

@@ -191,12 +191,13 @@ def curves_figure(records: Sequence[Mapping[str, float]], out: str | Path, title
     ax.legend(fontsize=7)
     ax = axes[0, 1]
     twin = ax.twinx()
-    for key, label in (("switch2d", "2D targets switched"), ("switch3d", "3D targets switched")):
+    for key, label in (("switch2d", "2D targets switched"), ("switch3d", "3D targets switched"),
+                       ("fit2d", "2D prediction = pseudo-label"), ("fit3d", "3D prediction = pseudo-label")):
         values = np.array([r.get(key, np.nan) for r in records], np.float64)
         if not np.isnan(values).all():
             twin.plot(steps[window - 1:] if window > 1 and values.size >= window else steps, _smooth(values, window),
                       linestyle="--", linewidth=1.0, label=label)
-    twin.set_ylabel("share of targets not the own pseudo-label", fontsize=7)
+    twin.set_ylabel("share (dashed)", fontsize=7)
     if twin.lines:
         twin.legend(fontsize=7, loc="center right")
     for key in ("lr2d", "lr3d"):
@@ -204,7 +205,7 @@ def curves_figure(records: Sequence[Mapping[str, float]], out: str | Path, title
         if any(v is not None for v in values):
             ax.plot(steps, [np.nan if v is None else v for v in values], label=key)
     ax.set_xlabel("step")
-    ax.set_title("learning rate; switching (dashed)", fontsize=9)
+    ax.set_title("learning rate; switched targets and fit to the pseudo-labels (dashed)", fontsize=9)
     ax.legend(fontsize=7)
     ax = axes[0, 2]
     ax.plot(steps, _smooth(np.array([r.get("step_s", np.nan) for r in records]), 1), linewidth=0.6, label="step")

@@ -98,7 +98,24 @@ class CNSLoss:
         total = sum(getattr(w, name) * value for name, value in parts.items())
         logged = {name: float(value.detach()) for name, value in parts.items()}
         logged.update(self.switch_shares(batch, t2d, t3d))
+        logged.update(self.pseudo_label_fit(out, batch))
         return total, logged
+
+    @staticmethod
+    def pseudo_label_fit(out: dict, batch: Batch) -> dict[str, float]:
+        """Diagnostics: ``fit2d`` / ``fit3d``, the share of this batch's pseudo-labelled pixels / points
+        whose predicted class equals the pseudo-label (agreement with the labels, not ground truth)."""
+        result = {}
+        with torch.no_grad():
+            for key, logits, own in (("fit2d", out.get("logits2d"), batch.own2d), ("fit3d", out.get("logits3d"), batch.own3d)):
+                if logits is None or own is None or not own.shape[0]:
+                    continue
+                labels = own[0].long()
+                labelled = labels != IGNORE
+                n = int(labelled.sum())
+                if n:
+                    result[key] = float((logits.argmax(1)[labelled] == labels[labelled]).sum()) / n
+        return result
 
     def switch_shares(self, batch: Batch, t2d: torch.Tensor, t3d: torch.Tensor | None) -> dict[str, float]:
         """Diagnostics (logged, not losses): ``switch2d`` / ``switch3d``, the share of labelled targets
