@@ -330,18 +330,11 @@ class Evaluation:
             if rows:
                 text += f"\n## {title}\n\n" + markdown_table(rows, names, unit)
         atomic_write_text(self.out / "metrics.md", text + official)
-        self.write_figures()
+        from pipeline.figures import write_prediction_figures
+
+        write_prediction_figures(self.out / "figures", self.bench, self.view_panels, self.point_scenes,
+                                 f"{meta['stage']} final networks, split(s) {', '.join(metrics['splits'])}")
         return metrics
-
-    def write_figures(self) -> None:
-        """``figures/views.png`` and ``figures/points.png`` (what the report shows), when there is something to draw."""
-        from pipeline.report.figures import points_figure, views_figure
-
-        what = f"{self.meta['stage']} final networks, split(s) {', '.join(sorted(s for s in self.splits if s))}"
-        if self.view_panels:
-            views_figure(self.view_panels, self.bench, self.out / "figures" / "views.png", title=f"2D: {what}")
-        if self.point_scenes:
-            points_figure(self.point_scenes, self.bench, self.out / "figures" / "points.png", title=f"3D, seen from above: {what}")
 
 
 def evaluate(
