@@ -1,7 +1,8 @@
 """Training throughput: steps/s and the share of each step spent waiting for data.
 
 Runs stage-1 steps of the real trainer (``train.engine.trainer.run_stage``) on synthetic,
-contract-true stores (``tests/train_synthetic.py``) for the tiny settings (demo/tests) and the
+contract-true stores (``tests/train_synthetic.py``) for the tiny settings (tests), the slim 2D
+network with the tiny 3D one (the demos' default since slim exists) and the
 full-size networks (ResNet-50 DeepLabV3, MinkUNet34C), each with data loading in the main
 process (``workers 0``, the baseline) and in 2 worker processes. The first step (warm-up) is
 excluded. Usage::
@@ -25,6 +26,11 @@ sys.path.insert(0, str(REPO))  # pipeline, train and the tests' store factory fr
 SETTINGS = {
     "tiny": {
         "net2d": {"backbone": "tiny"},
+        "net3d": {"size": "tiny", "voxel_size": 0.1},
+        "data": {"batch_size": 2, "views_per_sample": 2, "crop_size": [64, 48], "latent_pixels_per_view": 512},
+    },
+    "slim": {
+        "net2d": {"backbone": "slim"},
         "net3d": {"size": "tiny", "voxel_size": 0.1},
         "data": {"batch_size": 2, "views_per_sample": 2, "crop_size": [64, 48], "latent_pixels_per_view": 512},
     },
