@@ -177,3 +177,20 @@ def test_no_store_role_is_listed_outside_the_registry():
                 if len(values & names) >= 3:
                     offenders.append(f"{path.relative_to(repo)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_prepare_options_hold_only_the_dataset_kinds_own_keys():
+    """A key added for another dataset kind must not rerun prepare (and all after it) on existing results."""
+    from pipeline.config import load_config
+    from pipeline.stores.registry import stage_options
+
+    scannet = load_config(["config.yaml"], {})
+    options = stage_options(scannet, "prepared")["dataset"]
+    assert "frame_skip" in options and "nuscenes" not in options and "nuimages" not in options
+    other = load_config(["config.yaml"], {"dataset": {"nuscenes": {"sweeps": 3}, "nuimages": {"versions": {"train": "v9"}}}})
+    assert stage_options(other, "prepared") == stage_options(scannet, "prepared")
+    own = load_config(["config.yaml"], {"dataset": {"frame_skip": 7}})
+    assert stage_options(own, "prepared") != stage_options(scannet, "prepared")
+    nus = load_config(["config.yaml", "workflow/configs/demo_nuscenes.yaml"], {})
+    options = stage_options(nus, "prepared")["dataset"]
+    assert "nuscenes" in options and not {"frame_skip", "label_map", "scans_dir", "nuimages"} & set(options)

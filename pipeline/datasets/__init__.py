@@ -13,6 +13,20 @@ from pipeline.errors import UserError
 
 KINDS = ("scannet", "nuscenes", "nuimages")
 
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "scannet": ("scans_dir", "label_map", "frame_skip"),
+    "nuscenes": ("nuscenes",),
+    "nuimages": ("nuimages",),
+}
+"""Keys of the ``dataset`` section that only one kind reads. A prepared store depends on its own
+kind's keys only, so that a key added for another kind does not rerun ``prepare`` (and everything
+after it) on existing results."""
+
+
+def other_kinds_keys(kind: str) -> tuple[str, ...]:
+    """The ``dataset`` keys that only kinds other than ``kind`` read."""
+    return tuple(key for other, keys in KIND_KEYS.items() if other != kind for key in keys)
+
 
 def make_adapter(dataset: dict[str, Any], threads: int = 2):
     """Build the adapter for a validated ``dataset`` config section."""

@@ -220,7 +220,8 @@ def stage_options(config: Mapping[str, Any], name: str, missing_ok: bool = False
     """The config keys store ``name`` depends on, as a nested dict (what its stage's ``--options`` gets).
 
     ``stage_options(cfg, "sam") == {"sam": cfg["sam"]}``; dotted keys keep only that key
-    (``train.predict`` → ``{"train": {"predict": ...}}``). ``missing_ok`` skips keys the config
+    (``train.predict`` → ``{"train": {"predict": ...}}``); ``prepared`` keeps only its own dataset
+    kind's keys (:data:`pipeline.datasets.KIND_KEYS`). ``missing_ok`` skips keys the config
     lacks (an unvalidated section); otherwise they raise :class:`StoreError`.
     """
     out: dict[str, Any] = {}
@@ -236,6 +237,11 @@ def stage_options(config: Mapping[str, Any], name: str, missing_ok: bool = False
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = copy.deepcopy(value)
+    if name == "prepared" and isinstance(out.get("dataset"), dict):
+        from pipeline.datasets import other_kinds_keys
+
+        for key in other_kinds_keys(str(out["dataset"].get("kind", "scannet"))):
+            out["dataset"].pop(key, None)
     return out
 
 
