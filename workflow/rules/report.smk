@@ -119,4 +119,4 @@ onsuccess:
 
     _closing = closing_message(RESULTS, RUN_STARTED)
     if _closing:
-        print("\n" + _closing)
+        print(f"\n{_closing}")
