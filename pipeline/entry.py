@@ -76,7 +76,7 @@ def summary_line(prog: str, args: argparse.Namespace, seconds: float, warnings: 
     stderr to the log): the command, what it wrote, the time, and the warnings it logged."""
     words = [prog.split()[-1] if prog.startswith("python -m") else prog, *(str(getattr(args, k)) for k in ("command", "mode")
                                                                               if isinstance(getattr(args, k, None), str))]
-    out = next((getattr(args, k) for k in ("out", "json", "markdown") if isinstance(getattr(args, k, None), str)), None)
+    out = next((getattr(args, k) for k in ("out", "json", "markdown", "html") if isinstance(getattr(args, k, None), str)), None)
     text = f"{' '.join(words)}{f' -> {out}' if out else ''}: done in {seconds:.1f} s"
     if warnings.count:
         text += f"; {warnings.count} warning{'s' if warnings.count > 1 else ''} (first: {warnings.first[0]})"

@@ -149,6 +149,10 @@ def points_figure(scenes: Sequence[Mapping[str, Any]], bench, out: str | Path, t
                 rgb = np.where(err[:, None] == 2, ERROR_RGB, np.where(err[:, None] == 1, 190, 0)).astype(np.uint8)
             size = float(np.clip(20000.0 / max(1, pick.size), 0.5, 30.0))  # dense clouds: fine dots; sparse ones stay visible
             ax.scatter(xyz[pick, 0], xyz[pick, 1], c=rgb / 255.0, s=size, linewidths=0, marker="o")
+            lo, hi = np.percentile(xyz[:, :2], [2, 98], axis=0)  # a lidar's few far returns would shrink the scene
+            pad = 0.05 * (hi - lo) + 0.5
+            ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+            ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
             if c == 0:
                 ax.text(0.0, 1.0, s["title"], fontsize=7, va="top", transform=ax.transAxes)
     _legend(fig, bench, used)
