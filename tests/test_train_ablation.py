@@ -14,14 +14,14 @@ from pipeline.runs import AblationRuns
 from tests.test_train_engine import TINY
 from tests.workflow_helpers import REPO, snakemake_command, snakemake_env, tiny_demo_config
 
-PRESETS = [f"workflow/configs/ablation/{name}.yaml" for name in ("a1_refined_only", "a2_latent", "a3_switching", "a4_stage2", "a5_stage2_pseudo_only")]
+PRESETS = [f"workflow/configs/ablation/{name}.yaml" for name in ("a0_clip_unrefined", "a1_refined_only", "a2_latent", "a3_switching", "a4_stage2", "a5_stage2_pseudo_only")]
 
 
 def test_rows_share_stage1_only_when_their_stage1_and_predict_settings_match():
     runs = AblationRuns(validate({"ablation": {"presets": PRESETS, "seeds": [0, 3]}}), search=[REPO])
-    assert list(runs.rows) == ["a1_refined_only", "a2_latent", "a3_switching", "a4_stage2", "a5_stage2_pseudo_only"]
+    assert list(runs.rows) == ["a0_clip_unrefined", "a1_refined_only", "a2_latent", "a3_switching", "a4_stage2", "a5_stage2_pseudo_only"]
     owners = {row: runs.owner(row, 3) for row in runs.rows}
-    assert owners == {"a1_refined_only": "a1_refined_only", "a2_latent": "a2_latent", "a3_switching": "a3_switching",
+    assert owners == {"a0_clip_unrefined": "a0_clip_unrefined", "a1_refined_only": "a1_refined_only", "a2_latent": "a2_latent", "a3_switching": "a3_switching",
                       "a4_stage2": "a3_switching", "a5_stage2_pseudo_only": "a3_switching"}
     assert runs.final_stage("a1_refined_only", 0) == ("stage1", "a1_refined_only")
     assert runs.final_stage("a4_stage2", 0) == ("stage2", "a4_stage2")
@@ -69,14 +69,15 @@ def test_dry_run_plans_shared_stage1_runs(tmp_path):
                           capture_output=True, text=True, env=snakemake_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = {line.split()[0]: int(line.split()[1]) for line in proc.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
-    # 3 distinct stage-1 settings x 2 seeds; predictions only for the owner of the frozen self/cross row (2 train shards)
-    assert counts["ablation_train_stage1"] == 6 and counts["ablation_train_stage2"] == 4
-    assert counts["ablation_predict_shard"] == 2 * 2 and counts["ablation_evaluate"] == 10 and counts["ablation_table"] == 1
+    # 4 distinct stage-1 settings (a0's raw CLIP targets are one) x 2 seeds; predictions only for the
+    # owner of the frozen self/cross row (2 train shards)
+    assert counts["ablation_train_stage1"] == 8 and counts["ablation_train_stage2"] == 4
+    assert counts["ablation_predict_shard"] == 2 * 2 and counts["ablation_evaluate"] == 12 and counts["ablation_table"] == 1
 
 
 @pytest.mark.slow
 def test_ablation_target_builds_the_table_and_a_second_run_does_nothing(tmp_path):
-    config = _config(PRESETS[2:4], [0, 1])
+    config = _config(PRESETS[3:5], [0, 1])
     run = subprocess.run(snakemake_command(tmp_path, config, "ablation"), capture_output=True, text=True, env=snakemake_env(), timeout=1500)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     table = json.loads((tmp_path / "results" / "ablation" / "table.json").read_text())
@@ -89,10 +90,10 @@ def test_ablation_target_builds_the_table_and_a_second_run_does_nothing(tmp_path
     assert "Nothing to be done" in again.stdout + again.stderr
     # a changed preset reruns its rows only (Snakemake's params trigger)
     preset = tmp_path / "a4_stage2.yaml"
-    row = yaml.safe_load((REPO / PRESETS[3]).read_text())
+    row = yaml.safe_load((REPO / PRESETS[4]).read_text())
     row["train"]["stage2"]["lr_scale"] = 0.2
     preset.write_text(yaml.safe_dump(row))
-    changed = _config([PRESETS[2], str(preset)], [0, 1])
+    changed = _config([PRESETS[3], str(preset)], [0, 1])
     plan = subprocess.run(snakemake_command(tmp_path, changed, "ablation", "-n", "--quiet", "rules"), capture_output=True, text=True,
                           env=snakemake_env(), timeout=300)
     assert "ablation_train_stage1" not in plan.stdout and "ablation_train_stage2" in plan.stdout, plan.stdout

@@ -123,8 +123,17 @@ def _sam_arrays(rng, v: dict, n_views: int, basis: np.ndarray, mean: np.ndarray)
     }
 
 
-def _sample_stores(rng, s: dict, n_views: int, size, basis: np.ndarray, mean: np.ndarray) -> dict[str, tuple[dict, dict]]:
-    """One synthetic sample's arrays (and sample attrs) in every pipeline store."""
+def _shifted(labels: np.ndarray, shift: int) -> np.ndarray:
+    """``labels`` with every class index moved by ``shift`` (mod the class count); IGNORE kept."""
+    out = labels.copy()
+    keep = labels != IGNORE
+    out[keep] = (labels[keep].astype(np.int64) + shift) % BENCH.n_classes
+    return out
+
+
+def _sample_stores(rng, s: dict, n_views: int, size, basis: np.ndarray, mean: np.ndarray, clip_shift: int = 0) -> dict[str, tuple[dict, dict]]:
+    """One synthetic sample's arrays (and sample attrs) in every pipeline store; the raw CLIP labels
+    are the refined ones moved by ``clip_shift`` classes (0: equal)."""
     v, n_points = s["views"], s["xyz"].shape[0]
     prepared, attrs = prepared_arrays(
         np.stack(v["image"]), intrinsics=np.stack(v["K"]), poses=np.stack(v["pose"]),
@@ -136,11 +145,11 @@ def _sample_stores(rng, s: dict, n_views: int, size, basis: np.ndarray, mean: np
         votes[p] += 1
     return {
         "prepared": (prepared, {"split": "train", **attrs}),
-        "clip": ({"views/label": s["refined"], "views/confidence": np.ones(s["refined"].shape, np.float16)}, {}),
+        "clip": ({"views/label": _shifted(s["refined"], clip_shift), "views/confidence": np.ones(s["refined"].shape, np.float16)}, {}),
         "sam": (_sam_arrays(rng, v, n_views, basis, mean), {}),
         "refined": ({"views/label": s["refined"]}, {}),
         "points": ({
-            "points/label": s["point_pseudo"], "points/label_clip": s["point_pseudo"], "points/votes": votes,
+            "points/label": s["point_pseudo"], "points/label_clip": _shifted(s["point_pseudo"], clip_shift), "points/votes": votes,
             "points/agreement": np.ones(n_points, np.float16), "points/seen": s["seen"],
             "views/pair_offsets": np.concatenate([[0], np.cumsum([len(p) for p in v["pt"]])]).astype(np.int64),
             "pairs/point": np.concatenate(v["pt"]).astype(np.int32), "pairs/pixel": np.concatenate(v["pix"]).astype(np.int32),
@@ -149,11 +158,12 @@ def _sample_stores(rng, s: dict, n_views: int, size, basis: np.ndarray, mean: np
 
 
 def make_stores(root: str | Path, samples_per_shard=(2, 1), n_points=400, n_views=3, noise=0.2, seed=0, vocabulary="scannet20",
-                size=SIZE, extent=(4.0, 3.0), first_shard=0) -> dict:
+                size=SIZE, extent=(4.0, 3.0), first_shard=0, clip_shift=0) -> dict:
     """Write prepared/clip/sam/refined/points stores for shards ``train-000``... → dict with
     ``stores`` (store name → paths), ``truth`` (sample → arrays), the SAM feature ``basis`` and ``mean``.
     ``first_shard`` numbers the shards (and their samples) from there, so that several calls (e.g.
-    in parallel processes) make stores whose shard and sample names do not collide."""
+    in parallel processes) make stores whose shard and sample names do not collide. ``clip_shift``:
+    the raw CLIP labels are the refined ones moved by that many classes (0: equal)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     vocab = {"benchmark": vocabulary, "class_names": list(BENCH.class_names) if vocabulary == "scannet20" else ["x"]}
@@ -171,7 +181,7 @@ def make_stores(root: str | Path, samples_per_shard=(2, 1), n_points=400, n_view
         for j in range(n):
             sid = f"scene{shard_i:02d}{j:02d}_00"
             truth[sid] = make_sample(rng, n_points, n_views, noise, size=size, extent=extent)
-            for name, item in _sample_stores(rng, truth[sid], n_views, size, basis, mean).items():
+            for name, item in _sample_stores(rng, truth[sid], n_views, size, basis, mean, clip_shift).items():
                 per_store[name][sid] = item
         for name, samples in per_store.items():
             level = {"_store/feature_basis": basis, "_store/feature_mean": mean} if name == "sam" else None

@@ -61,6 +61,7 @@ class Net3DConfig:
 class DataConfig:
     """``train.data``: batches (samples x views), crops (W, H) at label resolution, augmentations."""
 
+    pseudo_labels: str  # refined | clip: where the "pseudo" origin's labels come from (train.data.sample)
     batch_size: int
     views_per_sample: int
     crop_size: tuple[int, int]

@@ -255,8 +255,9 @@ TRAINER_COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "predict": (PREDICTIONS.reads, ()),
     "evaluate": (("prepared",), ("refined", "points", "sam")),
 }
-"""Per trainer command: (stores it always needs, stores it may be given). ``clip`` only serves its
-vocabulary record; ``predictions`` are needed when :func:`stage2_needs_predictions`."""
+"""Per trainer command: (stores it always needs, stores it may be given). ``clip`` serves its
+vocabulary record, and the targets when ``train.data.pseudo_labels`` is ``clip``; ``predictions``
+are needed when :func:`stage2_needs_predictions`."""
 
 
 def stage2_needs_predictions(train: Mapping[str, Any]) -> bool:
@@ -283,11 +284,14 @@ def trainer_stores(command: str, train: Mapping[str, Any] | None = None, image_o
 
 
 def required_trainer_stores(command: str, train: Mapping[str, Any] | None = None, image_only: bool = False) -> tuple[str, ...]:
-    """The stores a trainer command cannot run without (``stage2`` adds ``predictions`` when needed;
-    ``image_only`` drops ``points``)."""
+    """The stores a trainer command cannot run without (``stage2`` adds ``predictions`` when needed,
+    ``stage1``/``stage2`` add ``clip`` for ``train.data.pseudo_labels: clip``; ``image_only`` drops
+    ``points``)."""
     required = set(TRAINER_COMMANDS[command][0]) if command in TRAINER_COMMANDS else set(trainer_stores(command))
     if command == "stage2" and train is not None and stage2_needs_predictions(train):
         required.add("predictions")
+    if command in ("stage1", "stage2") and train is not None and (train.get("data") or {}).get("pseudo_labels") == "clip":
+        required.add("clip")
     if image_only:
         required.discard("points")
     return tuple(name for name in STORES if name in required)

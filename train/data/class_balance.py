@@ -36,22 +36,24 @@ def pseudo_label_counts(source, n_classes: int, views_per_sample: int = VIEWS_PE
     """Labelled elements per class over the training samples of ``source``
     (:class:`train.data.sample.SampleSource`): ``(pixels (K,) int64, points (K,) int64)``.
 
-    Pixels: the refined maps (``views/label``) of up to ``views_per_sample`` views per sample;
-    points: the projected point labels (``points/label``), zeros for image-only data. IGNORE and
-    values >= ``n_classes`` are not counted.
+    Pixels: the source's ``pseudo`` maps (the refined ``views/label``, or the raw CLIP maps with
+    ``train.data.pseudo_labels: clip``) of up to ``views_per_sample`` views per sample; points: the
+    matching point labels, zeros for image-only data. IGNORE and values >= ``n_classes`` are not
+    counted.
     """
     pixels = np.zeros(n_classes, np.int64)
     points = np.zeros(n_classes, np.int64)
+    (map_role, map_array), (point_role, point_array) = source.map_arrays["pseudo"], source.point_arrays["pseudo"]
     for shard_i, sid in source.index:
         shard = source.shards[shard_i]
-        refined = shard.reader("refined")
-        n_views = int(refined.sample_attrs(sid)["sizes"]["view"])
+        maps = shard.reader(map_role)
+        n_views = int(shard.reader("refined").sample_attrs(sid)["sizes"]["view"])
         for view in _evenly(n_views, views_per_sample):
-            labels = refined.read(sid, "views/label", view)
+            labels = maps.read(sid, map_array, view)
             pixels += np.bincount(labels[labels != IGNORE].ravel(), minlength=256)[:n_classes]
         pts = shard.get("points")
         if pts is not None:
-            labels = pts.read(sid, "points/label")
+            labels = pts.read(sid, point_array)
             points += np.bincount(labels[labels != IGNORE].ravel(), minlength=256)[:n_classes]
     return pixels, points
 

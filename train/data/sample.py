@@ -31,14 +31,30 @@ MAP_ARRAYS: dict[str, tuple[str, str]] = {
     "pred2d": ("predictions", "views/label"),
     "pred3d": ("predictions", "views/label_3d"),
 }
-"""Origin → (store role, array) of its 2D realisation (V, Hl, Wl) uint8."""
+"""Origin → (store role, array) of its 2D realisation (V, Hl, Wl) uint8 (``pseudo``: refined labels)."""
 
 POINT_ARRAYS: dict[str, tuple[str, str]] = {
     "pseudo": ("points", "points/label"),
     "pred2d": ("predictions", "points/label_2d"),
     "pred3d": ("predictions", "points/label"),
 }
-"""Origin → (store role, array) of its 3D realisation (P,) uint8."""
+"""Origin → (store role, array) of its 3D realisation (P,) uint8 (``pseudo``: refined labels)."""
+
+PSEUDO_LABELS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "refined": (MAP_ARRAYS["pseudo"], POINT_ARRAYS["pseudo"]),
+    "clip": (("clip", "views/label"), ("points", "points/label_clip")),
+}
+"""``train.data.pseudo_labels`` → ((role, array) of the ``pseudo`` maps, (role, array) of its point
+labels): the SAM-refined labels (the method) or the raw CLIP ones (no refinement, an ablation row)."""
+
+
+def origin_arrays(pseudo_labels: str = "refined") -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """(origin → 2D (role, array), origin → 3D (role, array)) with the ``pseudo`` origin read from
+    ``pseudo_labels`` (a key of :data:`PSEUDO_LABELS`)."""
+    if pseudo_labels not in PSEUDO_LABELS:
+        raise ValueError(f"train.data.pseudo_labels: unknown {pseudo_labels!r}; choose one of {sorted(PSEUDO_LABELS)}")
+    maps, points = PSEUDO_LABELS[pseudo_labels]
+    return {**MAP_ARRAYS, "pseudo": maps}, {**POINT_ARRAYS, "pseudo": points}
 
 
 def check_labels(labels: np.ndarray, n_classes: int, where: str) -> np.ndarray:
@@ -94,7 +110,8 @@ class SampleSource:
     """Random access to samples across shards: ``index`` → (shard, sample id), cached reads.
 
     ``origins`` are the label origins to load; ``feature_space`` the latent space
-    (``sam`` / ``reduced``), ``None`` to skip features.
+    (``sam`` / ``reduced``), ``None`` to skip features; ``pseudo_labels`` where the ``pseudo``
+    origin reads (:data:`PSEUDO_LABELS`).
     """
 
     def __init__(
@@ -104,8 +121,10 @@ class SampleSource:
         origins: Sequence[str],
         feature_space: str | None,
         cache_size: int,
+        pseudo_labels: str = "refined",
     ) -> None:
         self.shards = list(shards)
+        self.map_arrays, self.point_arrays = origin_arrays(pseudo_labels)
         self.n_classes = n_classes
         self.origins = tuple(o for o in ORIGINS if o in origins)
         self.feature_space = feature_space
@@ -167,10 +186,10 @@ class SampleSource:
         order, offsets = group_by_point(pair_point, n_points)
         point_labels, pair_labels = {}, {}
         for origin in self.origins:
-            role, name = POINT_ARRAYS[origin]
+            role, name = self.point_arrays[origin]
             reader = shard.reader(role)
             point_labels[origin] = check_labels(reader.read(sid, name), self.n_classes, f"{reader.path} {sid}/{name}")
-            role, name = MAP_ARRAYS[origin]
+            role, name = self.map_arrays[origin]
             reader = shard.reader(role)
             maps = check_labels(reader.read(sid, name), self.n_classes, f"{reader.path} {sid}/{name}")
             flat = maps.reshape(n_views, -1)
@@ -205,7 +224,7 @@ class SampleSource:
         sizes = shard.reader("refined").sample_attrs(sid)["sizes"]
         label_size = (int(sizes["Wl"]), int(sizes["Hl"]))
         for origin in self.origins:
-            role, name = MAP_ARRAYS[origin]
+            role, name = self.map_arrays[origin]
             reader = shard.reader(role)
             check_labels(reader.read(sid, name), self.n_classes, f"{reader.path} {sid}/{name}")
         none = np.zeros(0, np.int64)
@@ -232,7 +251,7 @@ class SampleSource:
         shard_i, sid = self.index[index]
         out = {}
         for origin in self.origins:
-            role, name = MAP_ARRAYS[origin]
+            role, name = self.map_arrays[origin]
             reader = self.shards[shard_i].reader(role)
             out[origin] = reader.read(sid, name, view)
         return out

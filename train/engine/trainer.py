@@ -187,7 +187,8 @@ def build_data(config: Mapping[str, Any], cfg: TrainConfig, stage: StageConfig, 
     if image_only:
         origins = [o for o in origins if o != "pred3d"]
     with_features = stage.loss.latent2d > 0 or (stage.loss.latent3d > 0 and not image_only)
-    source = SampleSource(shards, bench.n_classes, origins, cfg.loss.latent_space if with_features else None, cfg.data.cache_samples)
+    source = SampleSource(shards, bench.n_classes, origins, cfg.loss.latent_space if with_features else None, cfg.data.cache_samples,
+                          cfg.data.pseudo_labels)
     online = stage.predictions == "online" and stage.needs_predictions
     return DataSetup(given, origins, source, with_features, online, image_only)
 
