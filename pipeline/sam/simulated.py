@@ -8,7 +8,8 @@ substitute for SAM. Per view, with a generator seeded by (seed, sample id, view)
   (under-segmentation);
 * **part masks**: with ``split_prob`` an instance also gets 2..``max_parts`` nested parts (slabs
   along a random direction); then with ``drop_object_prob`` its object mask is dropped
-  (over-segmentation);
+  (over-segmentation); with ``subpart_prob`` a part gets two sub-part slabs nested inside it
+  (SAM's third level: whole, part, sub-part);
 * **boundary jitter**: each mask grows or shrinks by up to ``jitter_px`` pixels, following a
   smooth random field;
 * **spurious masks**: a Poisson(``spurious_per_view``) number of random ellipses;
@@ -17,6 +18,11 @@ substitute for SAM. Per view, with a generator seeded by (seed, sample id, view)
   id; ``w = class_weight``; pixels without instance use the class code alone), averaged over the
   pixels of each valid SAM cell (:func:`pipeline.camera.sam_cell_index`), plus Gaussian noise of
   norm ≈ ``feature_noise``.
+
+``mode`` gives the defaults of the five mask-structure probabilities (:data:`MODE_DEFAULTS`):
+``merge`` (the original model: an instance is merged a third as often as it is split) or ``oversegment``
+(real-SAM-like: parts, sub-parts and part-only objects common, merges rare). An option given
+explicitly (not null) overrides its mode value.
 
 ``zero_noise: true`` gives exactly one mask per instance id > 0 (no size limit, no jitter, no
 merges, parts or spurious masks; scores 1) and noise-free features.
@@ -34,10 +40,21 @@ from pipeline.images import resize_labels
 from pipeline.stores.sam_codecs import FEATURE_DIM
 from pipeline.sam.masks import ViewMasks
 
+MODE_DEFAULTS: dict[str, dict[str, float | int]] = {
+    # the original model; its values and random draws are unchanged
+    "merge": {"merge_prob": 0.1, "split_prob": 0.3, "max_parts": 3, "drop_object_prob": 0.2, "subpart_prob": 0.0},
+    # real SAM over-segments far more often than it merges (docs/method.md, "The simulated backend")
+    "oversegment": {"merge_prob": 0.02, "split_prob": 0.7, "max_parts": 4, "drop_object_prob": 0.4, "subpart_prob": 0.3},
+}
+"""``sam.simulated.mode`` → the values its null (not given) mask-structure options take."""
+
+DEFAULT_MODE = "merge"
+
 ZERO_NOISE = {
     "merge_prob": 0.0,
     "split_prob": 0.0,
     "drop_object_prob": 0.0,
+    "subpart_prob": 0.0,
     "jitter_px": 0,
     "spurious_per_view": 0.0,
     "min_area": 0,
@@ -46,8 +63,16 @@ ZERO_NOISE = {
 
 
 def effective_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``sam.simulated`` options with ``zero_noise`` applied."""
+    """The ``sam.simulated`` options as used: ``mode`` (default ``merge``) fills the mask-structure
+    options that are missing or null, explicit values win; then ``zero_noise`` overrides everything."""
     opts = dict(options)
+    mode = opts.get("mode") or DEFAULT_MODE
+    if mode not in MODE_DEFAULTS:
+        raise ValueError(f"sam.simulated.mode {mode!r}: expected one of {sorted(MODE_DEFAULTS)}")
+    opts["mode"] = mode
+    for key, value in MODE_DEFAULTS[mode].items():
+        if opts.get(key) is None:
+            opts[key] = value
     if opts.get("zero_noise"):
         opts.update(ZERO_NOISE)
     return opts
@@ -144,6 +169,20 @@ def _ellipse(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
 
 
+def _subparts(parts: list[np.ndarray], prob: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """Two sub-part slabs for each part with probability ``prob`` (no draws when ``prob`` is 0, so
+    the merge mode's masks are those of the original model)."""
+    out: list[np.ndarray] = []
+    if prob <= 0:
+        return out
+    for part in parts:
+        if rng.random() < prob:
+            sub = _split(part, 2, rng)
+            if len(sub) > 1:
+                out.extend(sub)
+    return out
+
+
 def simulate_masks(
     instance: np.ndarray, options: Mapping[str, Any], rng: np.random.Generator, nesting_order: str
 ) -> ViewMasks:
@@ -173,6 +212,7 @@ def simulate_masks(
         if len(members) == 1 and opts["split_prob"] > 0 and rng.random() < opts["split_prob"]:
             parts = _split(obj, int(rng.integers(2, int(opts["max_parts"]) + 1)), rng)
             if len(parts) > 1:
+                parts = parts + _subparts(parts, float(opts["subpart_prob"]), rng)
                 masks.extend(parts)
                 scores.extend(rng.uniform(0.85, 1.0, len(parts)).tolist())
                 keep_object = rng.random() >= opts["drop_object_prob"]
