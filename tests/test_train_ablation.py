@@ -97,3 +97,29 @@ def test_ablation_target_builds_the_table_and_a_second_run_does_nothing(tmp_path
     plan = subprocess.run(snakemake_command(tmp_path, changed, "ablation", "-n", "--quiet", "rules"), capture_output=True, text=True,
                           env=snakemake_env(), timeout=300)
     assert "ablation_train_stage1" not in plan.stdout and "ablation_train_stage2" in plan.stdout, plan.stdout
+
+
+def test_paired_differences_and_verdicts(tmp_path):
+    from train.ablation import write_table
+
+    # b beats a by 10 +- 1 points in 2D on every seed (helps); 3D differences straddle 0 (not resolved);
+    # c is 5 points below a in 3D on every seed (hurts)
+    runs = []
+    for k, (d2, d3) in enumerate(((0.09, 0.05), (0.10, -0.04), (0.11, 0.01))):
+        runs.append(f"a:{k}:{_metrics(tmp_path / f'a{k}', 'stage1', 0.2 + 0.01 * k, 0.3 + 0.02 * k)}")
+        runs.append(f"b:{k}:{_metrics(tmp_path / f'b{k}', 'stage1', 0.2 + 0.01 * k + d2, 0.3 + 0.02 * k + d3)}")
+        runs.append(f"c:{k}:{_metrics(tmp_path / f'c{k}', 'stage2', 0.2, 0.25 + 0.02 * k)}")
+    comparisons = [{"component": "B", "row": "b", "baseline": "a"}, {"component": "C", "row": "c", "baseline": "a"},
+                   {"component": "gone", "row": "z", "baseline": "a"}]
+    table = write_table(runs, [], tmp_path / "t.md", tmp_path / "t.json", comparisons)
+    b, c, gone = table["paired"]
+    assert b["2d"]["differences"] == pytest.approx([9.0, 10.0, 11.0]) and b["2d"]["mean"] == pytest.approx(10.0)
+    assert b["2d"]["std"] == pytest.approx(1.0)
+    assert b["2d"]["ci95"] == pytest.approx([10 - 4.303 / 3 ** 0.5, 10 + 4.303 / 3 ** 0.5], abs=1e-3)
+    assert b["2d"]["verdict"] == "helps" and b["3d"]["verdict"] == "not resolved"
+    assert c["3d"]["differences"] == pytest.approx([-5.0, -5.0, -5.0]) and c["3d"]["verdict"] == "hurts"
+    assert gone["skipped"] and "3d" not in gone
+    text = (tmp_path / "t.md").read_text()
+    assert "| B | b − a | +10.0 ± 1.0 [+7.5, +12.5] (+9.0, +10.0, +11.0) | helps |" in text
+    assert "| gone | z − a | skipped" in text
+    assert json.loads((tmp_path / "t.json").read_text())["paired"][1]["3d"]["verdict"] == "hurts"

@@ -159,7 +159,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_ablation_table(args: argparse.Namespace) -> int:
     from train.ablation import write_table
 
-    write_table(args.runs, args.presets, args.markdown, args.json)
+    import json
+
+    try:
+        comparisons = json.loads(args.comparisons) if args.comparisons else []
+    except ValueError as err:
+        raise SystemExit(f"--comparisons: not JSON ({err})") from None
+    write_table(args.runs, args.presets, args.markdown, args.json, comparisons)
     return 0
 
 
@@ -232,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--runs", nargs="+", required=True, metavar="ROW:SEED:DIR",
                     help="evaluated runs: row name, seed and the evaluate output folder (holding metrics.json)")
     ab.add_argument("--presets", nargs="*", default=[], metavar="ROW:FILE", help="the preset file of each row (recorded)")
+    ab.add_argument("--comparisons", default="", metavar="JSON",
+                    help='paired differences to report: a JSON list of {"component", "row", "baseline"} (ablation.comparisons)')
     ab.add_argument("--markdown", required=True, help="output table.md")
     ab.add_argument("--json", required=True, help="output table.json")
     ab.set_defaults(func=_cmd_ablation_table)

@@ -19,7 +19,7 @@ rule ablation_evaluate:
     params:
         stores=lambda w, input: store_flags(input, trainer_stores("evaluate")),
         options=lambda w: canonical_json(trainer_options("evaluate", ablation_cfg(w))),
-    threads: 2
+    threads: lambda w: train_threads(ablation_cfg(w))
     resources:
         gpu=1,
         mem_mb=8000,
@@ -41,13 +41,14 @@ rule ablation_table:
     params:
         runs=quoted(f"{p}:{k}:{path}" for (p, k), path in ABLATION_EVALS.items()),
         presets=quoted(f"{p}:{path}" for p, path in ABLATION_RUNS.rows.items()),
+        comparisons=canonical_json(config["ablation"]["comparisons"]),
     conda:
         CONDA_ENV
     log:
         f"{ABLATION_DIR}/logs/table.log",
     shell:
         "python -m train ablation-table --runs {params.runs} --presets {params.presets}"
-        " --markdown {output.markdown:q} --json {output.json:q} 2> {log:q}"
+        " --comparisons {params.comparisons:q} --markdown {output.markdown:q} --json {output.json:q} 2> {log:q}"
 
 
 rule ablation:
