@@ -161,6 +161,12 @@ def train_splits(cfg):
     return [*cfg["train"]["splits"], *extra]
 
 
+def train_threads(cfg):
+    """Cores a trainer job reserves: ``train.threads`` (so that ``train.threads: 1`` lets ``--cores 2``
+    run two training jobs side by side); 2 when it is 0 (torch's default, which Snakemake cannot know)."""
+    return int(cfg["train"]["threads"]) or 2
+
+
 def training_inputs(command, cfg):
     """Named inputs of a training command: the stores it reads (``predictions`` excluded: they
     belong to a run, not to the pipeline), every training shard of each."""

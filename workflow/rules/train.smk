@@ -37,7 +37,7 @@ for fam in TRAIN_FAMILIES:
             stores=lambda w, input: store_flags(input, trainer_stores("stage1")),
             init="",
             options=lambda w, fam=fam: canonical_json(trainer_options("stage1", fam.cfg(w))),
-        threads: 2
+        threads: lambda w, fam=fam: train_threads(fam.cfg(w))
         resources:
             gpu=1,
             mem_mb=16000,
@@ -63,7 +63,7 @@ for fam in TRAIN_FAMILIES:
         params:
             stores=lambda w, input: store_flags(input, trainer_stores("predict")),
             options=lambda w, fam=fam: canonical_json(trainer_options("predict", fam.cfg(w))),
-        threads: 2
+        threads: lambda w, fam=fam: train_threads(fam.cfg(w))
         resources:
             gpu=1,
             mem_mb=8000,
@@ -96,7 +96,7 @@ for fam in TRAIN_FAMILIES:
             stores=lambda w, input: store_flags(input, trainer_stores("stage2")),
             init=lambda w, input: f"--init {quoted([input.init])}",
             options=lambda w, fam=fam: canonical_json(trainer_options("stage2", fam.cfg(w))),
-        threads: 2
+        threads: lambda w, fam=fam: train_threads(fam.cfg(w))
         resources:
             gpu=1,
             mem_mb=16000,
@@ -122,7 +122,7 @@ rule evaluate_stage:
     params:
         stores=lambda w, input: store_flags(input, trainer_stores("evaluate")),
         options=canonical_json(trainer_options("evaluate", config)),
-    threads: 2
+    threads: train_threads(config)
     resources:
         gpu=1,
         mem_mb=8000,
