@@ -120,7 +120,7 @@ def test_evaluate_perfect_predictions_score_100(trained, monkeypatch, tmp_path):
     assert (tmp_path / "out" / "ply" / "scene0001_00.ply").is_file() and "| 3D network | 100.0 |" in (tmp_path / "out" / "metrics.md").read_text()
     # one training step: labelled a plumbing run, pointing to the run that learns
     assert metrics["plumbing_run"] and "stage 1 trained 1 steps" in metrics["note"]
-    assert "**Plumbing run**" in (tmp_path / "out" / "metrics.md").read_text() and "demo_learning.yaml" in metrics["note"]
+    assert "**Plumbing run**" in (tmp_path / "out" / "metrics.md").read_text() and "demo_learning_fast.yaml" in metrics["note"]
 
 
 def test_plumbing_note_depends_on_stage1_steps_only():

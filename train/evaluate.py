@@ -95,12 +95,13 @@ class Options:
     figure_scenes: int = 2
 
 
-LEARNING_RUNS: dict[str, str] = {
-    "scannet20": "snakemake --configfile workflow/configs/demo_learning.yaml --cores 2 all",
-    "nuscenes16": "snakemake --configfile workflow/configs/demo_nuscenes.yaml workflow/configs/demo_nuscenes_learning.yaml "
-                  "--cores 2 all",
+LEARNING_RUNS: dict[str, tuple[str, str, str]] = {
+    "scannet20": ("snakemake --configfile workflow/configs/demo_learning_fast.yaml --cores 2 all",
+                  "about 7 minutes per stage-1 run on 2 CPU cores", "Does CNS work?"),
+    "nuscenes16": ("snakemake --configfile workflow/configs/demo_nuscenes.yaml workflow/configs/demo_nuscenes_learning.yaml "
+                   "--cores 2 all", "about an hour per stage-1 run on 2 CPU cores", "Does learning work outdoors?"),
 }
-"""Benchmark → the command of the demo run that learns (docs/benchmarks.md, "Does learning work?")."""
+"""Benchmark → (command of the demo run that learns, its cost, its docs/benchmarks.md section)."""
 
 
 def plumbing_note(meta: Mapping, below: int) -> str:
@@ -111,11 +112,11 @@ def plumbing_note(meta: Mapping, below: int) -> str:
     if stage1_steps >= below:
         return ""
     trained = f"stage 1 trained {stage1_steps} steps" + (f" (then stage 2 {int(meta['step'])})" if stage2 else "")
-    run = LEARNING_RUNS.get(str(meta.get("benchmark")), LEARNING_RUNS["scannet20"])
+    run, cost, section = LEARNING_RUNS.get(str(meta.get("benchmark")), LEARNING_RUNS["scannet20"])
     return (f"**Plumbing run**: {trained}, fewer than `evaluate.plumbing_below_steps` ({below}). It shows that every "
             "stage runs end to end; its networks have barely started to learn, so these figures say nothing about the "
-            f"method. A run that learns on the demo (about an hour per stage-1 run on 2 CPU cores): `{run}` "
-            "(docs/benchmarks.md, \"Does learning work?\"); on real data, raise `train.stage1.steps`.")
+            f"method. A run that learns on the demo ({cost}): `{run}` "
+            f"(docs/benchmarks.md, \"{section}\"); on real data, raise `train.stage1.steps`.")
 
 
 LIDARSEG_BENCHMARK = "nuscenes16"
