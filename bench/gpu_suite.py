@@ -93,7 +93,7 @@ def run_section(name: str, ctx: Context, budget: float) -> dict:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-    result["seconds"] = round(time.perf_counter() - start, 1)
+    result["seconds"] = round(time.perf_counter() - start, 3)  # 3 decimals: a fast section must not read 0.0
     result["budget_s"] = budget
     if ctx.cuda:
         result["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
