@@ -26,7 +26,7 @@ pseudo-label both label and *disagree*: how many, and the share the source gets 
 share the pseudo-label gets right (the two need not add to 1: both can be wrong). The last column
 is the source's accuracy where the pseudo-label has no label (what switching adds there).
 
-Ground truth is read as the pseudo-label report reads it (:func:`pipeline.report.shard._ground_truth`:
+Ground truth is read as the pseudo-label report reads it (:func:`pipeline.report.shard.ground_truth`:
 the prepared store's raw ids through :func:`pipeline.vocab.prepared_ground_truth_luts`, 2D resized
 nearest to the label resolution); points are the keyframe points (``sweep_points`` excluded, as
 ``train.evaluate`` scores them).
@@ -130,17 +130,6 @@ class Tally:
         self.samples += 1
 
 
-def _keyframe_count(prepared, sample: str, n_points: int) -> int:
-    """Leading points of ``sample`` that are its own: ``n_points`` less the prepared sample
-    attribute ``sweep_points`` (nuScenes sweeps appended after the keyframe's points)."""
-    from pipeline.stores import StoreError
-
-    extra = int(prepared.sample_attrs(sample).get("sweep_points") or 0)
-    if not 0 <= extra <= n_points:
-        raise StoreError(f"{prepared.path}: sample {sample}: sweep_points {extra} outside 0..{n_points}")
-    return n_points - extra
-
-
 def _read_domain(readers: dict[str, Any], sample: str, domain: str) -> dict[Source, np.ndarray]:
     """The labels of every source of ``domain`` a sample holds: source → (V, Hl, Wl) or (P,) uint8."""
     out: dict[Source, np.ndarray] = {}
@@ -155,7 +144,8 @@ def score_shard(readers: dict[str, Any], luts: dict[str, np.ndarray], tallies: d
     """Add every sample of one shard to ``tallies``; ``readers`` maps store name (``prepared``,
     ``refined``, ``predictions``, optionally ``points``) to its :class:`StoreReader`. Returns the
     number of samples."""
-    from pipeline.report.shard import _ground_truth
+    from pipeline.report.shard import ground_truth
+    from pipeline.stores.keyframes import keyframe_points
     from pipeline.stores import StoreError
 
     prepared = readers["prepared"]
@@ -163,7 +153,7 @@ def score_shard(readers: dict[str, Any], luts: dict[str, np.ndarray], tallies: d
         views = _read_domain(readers, sample, "2D")
         points = _read_domain(readers, sample, "3D")
         pseudo2d = views[SOURCES[0]]
-        gt_views, gt_points = _ground_truth(prepared, sample, luts, pseudo2d.shape[1:])
+        gt_views, gt_points = ground_truth(prepared, sample, luts, pseudo2d.shape[1:])
         for domain, labels, gt in (("2D", views, gt_views), ("3D", points, gt_points)):
             pseudo = next((v for s, v in labels.items() if s.name == "pseudo"), None)
             if gt is None or pseudo is None:  # no ground truth (nuScenes pixels) or no pseudo-labels (no points store)
@@ -172,7 +162,7 @@ def score_shard(readers: dict[str, Any], luts: dict[str, np.ndarray], tallies: d
                 if label.shape != gt.shape:
                     raise StoreError(f"{readers[source.store].path}: sample {sample}: {source.array} has shape {label.shape}, "
                                      f"the ground truth {gt.shape}")
-            n = _keyframe_count(prepared, sample, gt.shape[0]) if domain == "3D" else gt.shape[0]
+            n = keyframe_points(prepared, sample, gt.shape[0]) if domain == "3D" else gt.shape[0]
             for source, label in labels.items():
                 tallies[source].add(gt[:n], label[:n], pseudo[:n])
     return len(prepared.samples)

@@ -36,6 +36,7 @@ import numpy as np
 from pipeline.atomic import atomic_write_text
 from pipeline.images import read_view_images, resize_image, resize_labels
 from pipeline.metrics import CLASS_SET, comparable, confusion, markdown_table
+from pipeline.stores.keyframes import keyframe_points
 from pipeline.stores import StoreError, StoreReader, shard_of
 from pipeline.vocab import IGNORE, benchmark, prepared_ground_truth_luts
 from train.engine.checkpoint import load_for_inference
@@ -154,7 +155,7 @@ class Evaluation:
         intensity = prepared.read(sample, "points/intensity") if prepared.has(sample, "points/intensity") else None
         net = self.meta["net3d"]
         pred_all = predict_points(self.net3d, xyz, rgb, net["input_features"], net["voxel_size"], self.device, intensity)
-        n = _keyframe_points(prepared, sample, xyz.shape[0])
+        n = keyframe_points(prepared, sample, xyz.shape[0])
         pred3d = pred_all[:n]
         has_gt = prepared.has(sample, "points/label") and "points" in luts
         if len(self.point_scenes) < self.options.figure_scenes:
@@ -368,16 +369,6 @@ def evaluate(
     for path in stores["prepared"]:
         run.shard(path, by_store)
     return run.write()
-
-
-def _keyframe_points(prepared: StoreReader, sample: str, n_points: int) -> int:
-    """How many leading points of ``sample`` are its own (keyframe) points: ``n_points`` less the
-    sample attribute ``sweep_points`` (the nuScenes adapter appends that many sweep points after
-    the keyframe's when ``dataset.nuscenes.sweeps > 0``), else all."""
-    extra = int(prepared.sample_attrs(sample).get("sweep_points") or 0)
-    if not 0 <= extra <= n_points:
-        raise StoreError(f"{prepared.path}: sample {sample}: sweep_points {extra} outside 0..{n_points}")
-    return n_points - extra
 
 
 def _apply(lut: np.ndarray, raw: np.ndarray) -> np.ndarray:

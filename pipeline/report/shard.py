@@ -22,7 +22,7 @@ PIXEL_KEYS = ("clip", "refined", "refined_alt")
 POINT_KEYS = ("clip", "refined")
 
 
-def _ground_truth(prep, sample: str, luts: dict, label_shape: tuple[int, int]) -> tuple[np.ndarray | None, np.ndarray | None]:
+def ground_truth(prep, sample: str, luts: dict, label_shape: tuple[int, int]) -> tuple[np.ndarray | None, np.ndarray | None]:
     from pipeline.images import resize_labels
     from pipeline.vocab import apply_lut
 
@@ -100,7 +100,7 @@ def shard_report(
         segments = sam_store.read(sample, "views/segments")
         coverage["pixels"] += int(segments.size)
         coverage["pixels_in_mask"] += int((segments >= 0).sum())
-        gt_views, gt_points = _ground_truth(prep, sample, luts, clip_labels.shape[1:])
+        gt_views, gt_points = ground_truth(prep, sample, luts, clip_labels.shape[1:])
         point_label = _point_coverage(pts_store, sample, coverage)
         gt_points = None if point_label is None else gt_points
         if gt_views is not None:
