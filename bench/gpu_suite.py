@@ -15,9 +15,10 @@ with its error, and the suite goes on with the next section):
   Random weights give no mask a high predicted IoU, so the IoU threshold is the 95th percentile
   of the first view's predicted IoUs (about 150 masks per view, like real SAM indoors), the
   stability filter is off and box NMS keeps distinct boxes (1.0), as the parity tests do.
-* ``project``: the projection's kernels on a ScanNet-size scene (bench/project.py's scene and
-  its OpenScene-style baseline): baseline vs the numpy CPU kernel vs the torch kernel on the
-  device (CUDA; ``torch-cpu`` with ``--device cpu``), ms/view, pairs identical.
+* ``project``: the projection's kernels on a ScanNet-size scene (bench/project.py's scene):
+  OpenScene's own rule, our rule in OpenScene's per-view loop, the numpy CPU kernel and the torch
+  kernel on the device (CUDA; ``torch-cpu`` with ``--device cpu``); ms/view, and ours identical
+  to our rule in OpenScene's loop. Accuracy on mesh scenes: bench/project_mesh.py (CPU).
 * ``train``: stage-1 steps/s and peak memory of the real trainer with DeepLabV3-R50 and
   MinkUNet34C (our torch sparse backend) at the 24 GB and 80 GB presets, bf16 AMP, on synthetic
   stores large enough to reach the presets' voxel budgets; spconv recorded as not installed

@@ -43,7 +43,9 @@ def test_tiny_suite_on_cpu_writes_every_section(tmp_path):
     assert all(_number(r["s_per_view"]) and _number(r["speedup_vs_official"]) for r in sam["rows"])
 
     project = sections["project"]
-    assert len(project["rows"]) == 3 and all(r["identical_to_baseline"] and _number(r["ms_per_view"]) for r in project["rows"])
+    assert len(project["rows"]) == 4 and all(_number(r["ms_per_view"]) for r in project["rows"])
+    assert project["rows"][0]["identical_to_baseline"] is None  # OpenScene's own rule: other pairs, by design
+    assert all(r["identical_to_baseline"] for r in project["rows"][1:])
     assert _number(project["cuda_over_cpu_kernel"])
 
     train = sections["train"]
