@@ -56,3 +56,42 @@ def test_drop_back_faces_keeps_csr_consistent():
     np.testing.assert_array_equal(trailing[0], [0, 1, 1, 1])
     empty = drop_back_faces(back, poses, np.zeros(4, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     np.testing.assert_array_equal(empty[0], [0, 0, 0, 0])
+
+
+def _brute_force(xyz, faces, vertices, centre):
+    """Per vertex, loop over every triangle containing it (the rule, written plainly)."""
+    out = []
+    for v in vertices:
+        tris = [f for f in faces if v in f]
+        if not tris:
+            out.append(True)
+            continue
+        seen = False
+        for a, b, c in tris:
+            n = np.cross(xyz[b] - xyz[a], xyz[c] - xyz[a])
+            seen |= float(n @ (centre - (xyz[a] + xyz[b] + xyz[c]) / 3.0)) > 0
+        out.append(seen)
+    return np.array(out)
+
+
+def test_high_degree_vertices_and_random_meshes_match_the_rule():
+    """A fan of 14 triangles around one vertex (more than the padded table holds: the facing ones
+    are the last listed) and random triangle soups, against a plain loop over triangles."""
+    angles = np.linspace(0, 2 * np.pi, 15)[:-1]
+    rim = np.stack([np.cos(angles), np.sin(angles), np.zeros(14)], axis=1)
+    xyz = np.concatenate([[[0.0, 0.0, 0.0]], rim])
+    faces = np.array([(0, 1 + i, 1 + (i + 1) % 14) for i in range(14)])  # normals +z
+    faces[:12] = faces[:12][:, [0, 2, 1]]  # the first 12 triangles turn to -z: only the last 2 face +z
+    back = BackFaces(xyz, faces)
+    assert back.count[0] == 14
+    for centre in (np.array([0.2, 0.1, 3.0]), np.array([0.2, 0.1, -3.0])):
+        np.testing.assert_array_equal(back.facing(np.arange(15), centre), _brute_force(xyz, faces, range(15), centre))
+    assert back.facing(np.array([0]), np.array([0.0, 0.0, 3.0]))[0]  # only through the CSR tail
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        xyz = rng.normal(size=(30, 3))
+        faces = np.array([rng.choice(30, 3, replace=False) for _ in range(rng.integers(20, 120))])
+        back = BackFaces(xyz, faces)
+        centre = rng.normal(size=3) * 4
+        vertices = rng.integers(0, 30, 50)
+        np.testing.assert_array_equal(back.facing(vertices, centre), _brute_force(xyz, faces, vertices, centre))
