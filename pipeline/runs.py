@@ -1,9 +1,11 @@
 """The ablation's runs: one config per (row, seed), and which row's stage 1 each row reuses.
 
 A row is a preset YAML file applied on top of the workflow's config (``ablation.presets``), run
-for every seed of ``ablation.seeds``. Rows whose stage-1 and predict settings are equal would
-train the same stage 1 and write the same predictions: the later rows reuse the first one's
-(its *owner*). Snakemake's ablation rules (workflow/rules/ablation.smk) ask this module; it
+for every seed of ``ablation.seeds``. Rows whose stage-1 settings are equal would train the same
+stage 1: the later rows reuse the first one's (its *stage-1 owner*); rows whose stage-1 and predict
+settings are both equal would also write the same predictions, and reuse the first one's (its
+*owner*). A row that changes only the predict step (e.g. ``train.predict.refine``) thus predicts
+with another row's stage-1 networks. Snakemake's ablation rules (workflow/rules/ablation.smk) ask this module; it
 reads configs only, never runs anything.
 """
 
@@ -66,17 +68,24 @@ class AblationRuns:
         merged = deep_merge(deep_merge(deep_merge(dict(self.config), preset), {"train": {"seed": int(seed)}}), ROW_FORCED)
         return validate(merged)
 
-    def _shared(self, row: str, seed: int) -> str:
+    def _shared(self, row: str, seed: int, commands: tuple[str, ...] = ("stage1", "predict")) -> str:
         cfg = self.row_config(row, seed)
-        return config_hash({"stage1": trainer_options("stage1", cfg), "predict": trainer_options("predict", cfg)})
+        return config_hash({c: trainer_options(c, cfg) for c in commands})
 
     def owner(self, row: str, seed: int) -> str:
-        """The first row (in table order) whose stage 1 and predictions ``row`` reuses (itself if none)."""
+        """The first row (in table order) whose predictions ``row`` reuses (itself if none): same
+        stage-1 and predict settings."""
         key = self._shared(row, seed)
         return next(r for r in self.rows if self._shared(r, seed) == key)
 
+    def stage1_owner(self, row: str, seed: int) -> str:
+        """The first row (in table order) whose stage-1 networks ``row`` reuses (itself if none):
+        same stage-1 settings."""
+        key = self._shared(row, seed, ("stage1",))
+        return next(r for r in self.rows if self._shared(r, seed, ("stage1",)) == key)
+
     def final_stage(self, row: str, seed: int) -> tuple[str, str]:
-        """(stage, row) of a row's final checkpoint: its own stage 2 when enabled, else its owner's stage 1."""
+        """(stage, row) of a row's final checkpoint: its own stage 2 when enabled, else its stage-1 owner's stage 1."""
         if self.row_config(row, seed)["train"]["stage2"]["enabled"]:
             return "stage2", row
-        return "stage1", self.owner(row, seed)
+        return "stage1", self.stage1_owner(row, seed)

@@ -31,6 +31,16 @@ def test_rows_share_stage1_only_when_their_stage1_and_predict_settings_match():
         AblationRuns(validate({"ablation": {"presets": ["nope.yaml"]}}), search=[REPO]).row_config("nope", 0)
 
 
+def test_a_row_changing_only_the_predict_step_reuses_stage1_but_predicts_itself():
+    presets = PRESETS + [f"workflow/configs/ablation/{n}.yaml" for n in ("a7_stage2_online", "a8_stage2_unrefined")]
+    runs = AblationRuns(validate({"ablation": {"presets": presets, "seeds": [0]}}), search=[REPO])
+    assert runs.row_config("a8_stage2_unrefined", 0)["train"]["predict"]["refine"] is False
+    assert runs.stage1_owner("a8_stage2_unrefined", 0) == "a3_switching"
+    assert runs.owner("a8_stage2_unrefined", 0) == "a8_stage2_unrefined"  # its own (unrefined) predictions
+    assert runs.stage1_owner("a7_stage2_online", 0) == runs.owner("a7_stage2_online", 0) == "a3_switching"
+    assert {runs.stage1_owner(r, 0) for r in ("a4_stage2", "a5_stage2_pseudo_only")} == {"a3_switching"}
+
+
 def _metrics(folder: Path, stage: str, miou2d: float, miou3d: float, classes=("wall", "floor")) -> str:
     folder.mkdir(parents=True)
     results = {"2d": {"miou": miou2d}, "3d": {"miou": miou3d, "class_set": list(classes)}, "pseudo2d": {"miou": 0.3}, "pseudo3d": {"miou": 0.25}}

@@ -1,7 +1,8 @@
 # The ablation table (target `ablation`): each preset of `ablation.presets` is a row applied on top
 # of this config, run for every seed of `ablation.seeds` through the training rules of train.smk
-# (family "ablation_"), under <results>/ablation/<preset>/seed<k>/. A row whose stage-1 and predict
-# settings equal an earlier row's uses that row's stage 1 and predictions (same seed; pipeline/runs.py).
+# (family "ablation_"), under <results>/ablation/<preset>/seed<k>/. A row whose stage-1 settings
+# equal an earlier row's uses that row's stage 1, and its predictions too when the predict settings
+# are also equal (same seed; pipeline/runs.py).
 # Snakemake's rerun triggers apply to every run: change a preset and only its rows rerun.
 
 ABLATION_EVALS = {(p, k): f"{ABLATION_DIR}/{p}/seed{k}/evaluate/final" for p in ABLATION_RUNS.rows for k in ABLATION_RUNS.seeds}

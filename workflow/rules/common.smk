@@ -197,12 +197,14 @@ def store_flags(input, names):
 
 # Training runs come in two families that share the training rules (train.smk): the main run
 # under <results>/ and the ablation rows under <results>/ablation/<row>/seed<k>/ (ablation.smk),
-# each with its own config; `owner` is the run folder whose stage 1 and predictions a run uses.
+# each with its own config; `stage1_owner` is the run folder whose stage-1 networks a run uses,
+# `owner` the one whose predictions it uses (they differ when a row changes only the predict step).
 class TrainFamily:
-    """Rule-name prefix, run folder pattern, config and owner of one family of training runs."""
+    """Rule-name prefix, run folder pattern, config and owners of one family of training runs."""
 
-    def __init__(self, prefix, base, cfg, owner, constraints):
-        self.prefix, self.base, self.cfg, self.owner, self.constraints = prefix, base, cfg, owner, constraints
+    def __init__(self, prefix, base, cfg, owner, stage1_owner, constraints):
+        self.prefix, self.base, self.cfg, self.constraints = prefix, base, cfg, constraints
+        self.owner, self.stage1_owner = owner, stage1_owner
 
 
 ABLATION_RUNS = AblationRuns(config, search=[Path.cwd(), REPO])
@@ -218,17 +220,22 @@ def ablation_cfg(w):
 
 
 def ablation_owner(w):
-    """Run folder whose stage 1 and predictions an ablation row uses."""
+    """Run folder whose predictions an ablation row uses."""
     return f"{ABLATION_DIR}/{ABLATION_RUNS.owner(w.preset, int(w.seed))}/seed{w.seed}"
 
 
+def ablation_stage1_owner(w):
+    """Run folder whose stage-1 networks an ablation row uses (to predict with, and to start stage 2 from)."""
+    return f"{ABLATION_DIR}/{ABLATION_RUNS.stage1_owner(w.preset, int(w.seed))}/seed{w.seed}"
+
+
 def ablation_final(w):
-    """An ablation row's final checkpoint: its stage 2's, or its owner's stage 1's without stage 2."""
+    """An ablation row's final checkpoint: its stage 2's, or its stage-1 owner's stage 1's without stage 2."""
     stage, row = ABLATION_RUNS.final_stage(w.preset, int(w.seed))
     return f"{ABLATION_DIR}/{row}/seed{w.seed}/train/{stage}/final.pt"
 
 
 TRAIN_FAMILIES = [
-    TrainFamily("", RESULTS, lambda w: config, lambda w: RESULTS, {}),
-    TrainFamily("ablation_", ABLATION_BASE, ablation_cfg, ablation_owner, ABLATION_CONSTRAINTS),
+    TrainFamily("", RESULTS, lambda w: config, lambda w: RESULTS, lambda w: RESULTS, {}),
+    TrainFamily("ablation_", ABLATION_BASE, ablation_cfg, ablation_owner, ablation_stage1_owner, ABLATION_CONSTRAINTS),
 ]

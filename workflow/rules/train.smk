@@ -54,7 +54,7 @@ for fam in TRAIN_FAMILIES:
         name:
             f"{fam.prefix}predict_shard"
         input:
-            checkpoint=f"{fam.base}/train/stage1/final.pt",
+            checkpoint=lambda w, fam=fam: f"{fam.stage1_owner(w)}/train/stage1/final.pt",
             **predict_inputs(),
         output:
             directory(f"{fam.base}/predictions/{{shard}}.zarr"),
@@ -81,7 +81,7 @@ for fam in TRAIN_FAMILIES:
             f"{fam.prefix}train_stage2"
         input:
             unpack(lambda w, fam=fam: training_inputs("stage2", fam.cfg(w))),
-            init=lambda w, fam=fam: f"{fam.owner(w)}/train/stage1/final.pt",
+            init=lambda w, fam=fam: f"{fam.stage1_owner(w)}/train/stage1/final.pt",
             predictions=lambda w, fam=fam: (
                 all_stores("predictions", train_splits(fam.cfg(w)), results=fam.owner(w))
                 if stage2_needs_predictions(fam.cfg(w)["train"]) else []
