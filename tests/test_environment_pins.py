@@ -22,8 +22,9 @@ def test_same_pins():
     assert len({_name(r) for r in pip}) == len(pip)
 
 
-OPTIONAL_IMPORTS = {"MinkowskiEngine"}
-"""Imported only when present (train.net3d.backend: minkowski); built by .ci/install_minkowski.sh."""
+OPTIONAL_IMPORTS = {"MinkowskiEngine", "spconv"}
+"""Imported only when present (train.net3d.backend: minkowski, spconv); MinkowskiEngine is built by
+.ci/install_minkowski.sh, spconv is the `spconv` extra."""
 
 
 def test_every_third_party_import_is_declared():

@@ -72,7 +72,7 @@ def test_mlp_head_and_bad_input_width() -> None:
     with pytest.raises(ValueError, match="input channels"):
         model(torch.zeros(coords.shape[0], 5), coords)
     with pytest.raises(ValueError, match="unknown sparse backend"):
-        MinkUNet34(3, 4, backend="spconv")
+        MinkUNet34(3, 4, backend="nosuchbackend")
 
 
 def test_converter_maps_minkowski_names_and_shapes() -> None:
@@ -208,6 +208,51 @@ def test_auto_backend_falls_back_to_torch_without_minkowski(monkeypatch: pytest.
     assert get_backend("auto").name == "torch"
     with pytest.raises(ImportError):
         get_backend("minkowski")
+
+
+def test_spconv_backend_missing_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without spconv (its import blocked here), asking for it by name raises an ImportError that
+    says what to install; auto never picks it."""
+    import sys
+
+    from train.sparse import get_backend, spconv_available
+
+    monkeypatch.setitem(sys.modules, "spconv", None)
+    monkeypatch.setitem(sys.modules, "spconv.pytorch", None)
+    assert not spconv_available()
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[spconv\]".*spconv-cu12'):
+        get_backend("spconv")
+    with pytest.raises(ImportError, match="spconv"):
+        MinkUNet34(3, 4, latent_dim=8, backend="spconv", config=MINKUNET_TINY)
+    assert get_backend("auto").name in ("torch", "minkowski")
+
+
+def test_spconv_kernel_conversion_round_trips(tmp_path: Path) -> None:
+    """torch-backend <-> spconv-backend layouts (no spconv needed; the layout itself is checked
+    against spconv in tests/test_sparse_spconv.py)."""
+    from train.models.convert_spconv import from_spconv, kernel_to_spconv, main as spconv_main, to_spconv
+
+    g = torch.Generator().manual_seed(0)
+    for k in (1, 2, 3, 5):
+        w = torch.randn(k**3, 3, 4, generator=g)
+        sp = kernel_to_spconv(w)
+        assert sp.shape == (4, k, k, k, 3)
+        assert torch.equal(from_spconv({"c.weight": sp})["c.weight"], w)
+    w = torch.randn(8, 3, 4, generator=g)  # k = 2: offset i = dx + 2 dy + 4 dz
+    assert torch.equal(kernel_to_spconv(w)[:, 1, 0, 1, :], w[1 + 4].t())
+    model = MinkUNet34(3, 5, latent_dim=4, config=MINKUNET_TINY)
+    state = model.state_dict()
+    converted = to_spconv(state)
+    assert converted["conv0p1s1.weight"].shape == (8, 3, 3, 3, 3) and converted["final.weight"].shape == (5, 1, 1, 1, 8)
+    assert converted["bn0.bn.weight"] is state["bn0.bn.weight"] and converted["proj.weight"] is state["proj.weight"]
+    src, mid, back = tmp_path / "t.pth", tmp_path / "s.pth", tmp_path / "b.pth"
+    torch.save(state, src)
+    spconv_main(["--to", "spconv", str(src), str(mid)])
+    spconv_main(["--to", "torch", str(mid), str(back)])
+    restored = torch.load(back, weights_only=True)
+    assert set(restored) == set(state) and all(torch.equal(restored[k], v) for k, v in state.items())
+    with pytest.raises(ValueError, match="cube"):
+        kernel_to_spconv(torch.zeros(9, 2, 2))
 
 
 @needs_me

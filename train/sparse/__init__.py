@@ -5,10 +5,10 @@ Public API:
 - :class:`SparseConv3d`, :class:`SparseBatchNorm`, :class:`SparseReLU` — its layers.
 - :func:`voxelize`, :func:`pool_features`, :class:`Voxelization` — points <-> voxels.
 - :class:`SparseBackend`, :func:`get_backend` — the interface networks are built on
-  (``torch`` or ``minkowski``).
+  (``torch``, ``minkowski`` or ``spconv``).
 """
 
-from train.sparse.backend import SparseBackend, TorchBackend, get_backend, minkowski_available
+from train.sparse.backend import SparseBackend, TorchBackend, get_backend, minkowski_available, spconv_available
 from train.sparse.coords import CoordinateSet, pack_keys, unpack_keys
 from train.sparse.kernel_map import KernelMap, kernel_offsets
 from train.sparse.nn import SparseBatchNorm, SparseConv3d, SparseReLU
@@ -32,6 +32,7 @@ __all__ = [
     "minkowski_available",
     "pack_keys",
     "pool_features",
+    "spconv_available",
     "unpack_keys",
     "voxelize",
 ]

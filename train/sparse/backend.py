@@ -1,8 +1,9 @@
 """The backends of the sparse-convolution interface (:mod:`train.sparse.interface`), and the
-choice between them. Two backends:
+choice between them. Three backends:
 
 - ``torch`` (:class:`TorchBackend`): pure PyTorch, CPU and CUDA, no compiled extension.
 - ``minkowski``: MinkowskiEngine, when importable (:mod:`train.sparse.minkowski_backend`).
+- ``spconv``: spconv 2.x, optional, only when asked for by name (:mod:`train.sparse.spconv_backend`).
 
 Layer semantics are MinkowskiEngine's: a stride-1 convolution keeps the input sites, a strided
 convolution floors the sites to the coarser grid, a transposed strided convolution returns onto
@@ -19,7 +20,7 @@ from train.sparse.interface import SparseBackend
 from train.sparse.nn import SparseBatchNorm, SparseConv3d, SparseReLU
 from train.sparse.tensor import SparseTensor, cat
 
-BACKEND_NAMES = ("auto", "torch", "minkowski")
+BACKEND_NAMES = ("auto", "torch", "minkowski", "spconv")
 
 
 class TorchBackend(SparseBackend):
@@ -71,13 +72,25 @@ def minkowski_available() -> bool:
     return True
 
 
+def spconv_available() -> bool:
+    """Whether spconv 2.x imports here."""
+    from train.sparse.spconv_backend import import_spconv
+
+    try:
+        import_spconv()
+    except ImportError:
+        return False
+    return True
+
+
 def get_backend(name: str | SparseBackend = "torch") -> SparseBackend:
-    """Backend by name: ``torch``, ``minkowski`` or ``auto`` (MinkowskiEngine when importable,
-    else torch). A backend instance is returned as is.
+    """Backend by name: ``torch``, ``minkowski``, ``spconv`` or ``auto`` (MinkowskiEngine when
+    importable, else torch; never spconv). A backend instance is returned as is.
 
     Raises:
         ValueError: unknown name.
-        ImportError: ``minkowski`` asked for but MinkowskiEngine does not import.
+        ImportError: ``minkowski`` or ``spconv`` asked for but it does not import (the spconv
+            message names the install command).
     """
     if isinstance(name, SparseBackend):
         return name
@@ -87,6 +100,10 @@ def get_backend(name: str | SparseBackend = "torch") -> SparseBackend:
         name = "minkowski" if minkowski_available() else "torch"
     if name == "torch":
         return TorchBackend()
+    if name == "spconv":
+        from train.sparse.spconv_backend import SpconvBackend
+
+        return SpconvBackend()
     from train.sparse.minkowski_backend import MinkowskiBackend
 
     return MinkowskiBackend()

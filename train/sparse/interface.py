@@ -3,7 +3,7 @@
 A network builds its layers through a :class:`SparseBackend` (``conv``, ``conv_transpose``,
 ``batch_norm``, ``relu``, ``cat``) and converts its input with ``backend.tensor(features, coords)``;
 it never touches a backend's own types. The backends are in :mod:`train.sparse.backend`
-(``torch``) and :mod:`train.sparse.minkowski_backend`.
+(``torch``), :mod:`train.sparse.minkowski_backend` and :mod:`train.sparse.spconv_backend`.
 """
 
 from __future__ import annotations
