@@ -21,8 +21,9 @@ with its error, and the suite goes on with the next section):
   to our rule in OpenScene's loop. Accuracy on mesh scenes: bench/project_mesh.py (CPU).
 * ``train``: stage-1 steps/s and peak memory of the real trainer with DeepLabV3-R50 and
   MinkUNet34C (our torch sparse backend) at the 24 GB and 80 GB presets, bf16 AMP, on synthetic
-  stores large enough to reach the presets' voxel budgets; spconv recorded as not installed
-  unless it imports (there is no spconv backend behind our sparse interface yet).
+  stores large enough to reach the presets' voxel budgets; where spconv imports, the same rows
+  again on the spconv sparse backend (``net3d.backend: spconv``), else spconv recorded as not
+  installed.
 
 ``--tiny`` swaps in tiny random models of the same architectures and small sizes (for CPU runs
 and the test, tests/test_gpu_suite.py). GPU memory is capped at 70 GiB
