@@ -1,9 +1,14 @@
-"""Benchmark: MinkUNet34 forward + backward, our torch sparse backend vs MinkowskiEngine (CPU).
+"""Benchmark: MinkUNet34 forward + backward, our torch sparse backend vs MinkowskiEngine and/or
+spconv (CPU).
 
 Scene: a synthetic indoor room (floor, walls, tables, boxes, chairs as surfaces sampled densely),
-voxelised at ``--voxel-size``. Both backends get identical weights (the MinkowskiEngine model's,
-converted) and the same input. One step = build the input tensor from coordinates (so kernel maps
+voxelised at ``--voxel-size``. Every backend gets identical weights (see below) and the same
+input. One step = build the input tensor from coordinates (so kernel maps
 are built inside the step, as in training), forward, cross-entropy + latent loss, backward.
+
+``--backends torch,spconv`` adds spconv (its CPU build, which is not what spconv is for; see
+docs/benchmarks.md). The weights are MinkowskiEngine's when it imports, else the torch backend's,
+converted for the others (train/models/convert_minkowski.py, convert_spconv.py).
 
 Each backend runs in its own child process (so peak RSS is its own), rounds alternate between
 the backends, and the median over all timed steps is reported.
@@ -94,14 +99,19 @@ def child(args: argparse.Namespace) -> None:
     """Time ``args.steps`` steps of one backend; print a JSON line."""
     torch.set_num_threads(args.threads)
     from train.models.convert_minkowski import convert_state_dict
+    from train.models.convert_spconv import to_spconv
     from train.models.minkunet import MinkUNet34
 
     feats, coords, labels = make_input(args.voxel_size)
     torch.manual_seed(0)
     model = MinkUNet34(3, 20, 256, backend=args.backend)
-    if args.weights:  # MinkowskiEngine-layout weights shared by both backends
+    if args.weights:  # one set of weights (MinkowskiEngine's or the torch backend's layout) for every backend
         state = torch.load(args.weights, weights_only=True)
-        model.load_state_dict(state if args.backend == "minkowski" else convert_state_dict(state))
+        if args.weights_layout == "minkowski" and args.backend != "minkowski":
+            state = convert_state_dict(state)
+        if args.backend == "spconv":
+            state = to_spconv(state)
+        model.load_state_dict(state)
     model.train()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     times, cpu_times = [], []
@@ -128,39 +138,41 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5, help="timed steps per round and backend (default 5)")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds over the backends (default 2)")
     p.add_argument("--voxel-size", type=float, default=0.05, help="voxel edge in metres (default 0.05, ~35k voxels)")
-    p.add_argument("--backends", default="torch,minkowski", help="comma-separated backends (default torch,minkowski)")
+    p.add_argument("--backends", default="torch,minkowski", help="comma-separated backends: torch, minkowski, spconv (default torch,minkowski)")
     p.add_argument("--backend", help=argparse.SUPPRESS)
     p.add_argument("--weights", help=argparse.SUPPRESS)
+    p.add_argument("--weights-layout", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.backend:
         child(args)
         return
-    from train.sparse import minkowski_available
+    from train.models.minkunet import MinkUNet34
+    from train.sparse import minkowski_available, spconv_available
 
     backends = [b for b in args.backends.split(",") if b]
     have_me = minkowski_available()
     if "minkowski" in backends and not have_me:
-        print("MinkowskiEngine not importable: benchmarking the torch backend only", file=sys.stderr)
+        print("MinkowskiEngine not importable: not benchmarking it", file=sys.stderr)
         backends.remove("minkowski")
-    weights = None
-    if have_me:  # one set of weights for both backends, so the losses must agree
-        from train.models.minkunet import MinkUNet34
-
-        torch.manual_seed(0)
-        weights = os.path.join(tempfile.mkdtemp(), "minkunet34c_me.pth")
-        torch.save(MinkUNet34(3, 20, 256, backend="minkowski").state_dict(), weights)
+    if "spconv" in backends and not spconv_available():
+        print("spconv not importable: not benchmarking it", file=sys.stderr)
+        backends.remove("spconv")
+    # One set of weights for every backend, so the losses must agree.
+    layout = "minkowski" if have_me else "torch"
+    torch.manual_seed(0)
+    weights = os.path.join(tempfile.mkdtemp(), f"minkunet34c_{layout}.pth")
+    torch.save(MinkUNet34(3, 20, 256, backend=layout).state_dict(), weights)
     results: dict[str, list[dict]] = {b: [] for b in backends}
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     for r in range(args.rounds):
         for b in backends:
             cmd = [sys.executable, __file__, "--backend", b, "--threads", str(args.threads), "--steps", str(args.steps),
-                   "--voxel-size", str(args.voxel_size)] + (["--weights", weights] if weights else [])
+                   "--voxel-size", str(args.voxel_size), "--weights", weights, "--weights-layout", layout]
             env = dict(os.environ, **{v: str(args.threads) for v in THREAD_VARS})
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1]
             results[b].append(json.loads(out))
             print(f"round {r + 1} {b}: median {statistics.median(results[b][-1]['times']):.3f} s", file=sys.stderr)
-    if weights:
-        shutil.rmtree(os.path.dirname(weights))
+    shutil.rmtree(os.path.dirname(weights))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, torch {torch.__version__}")
     print(f"scene: synthetic room, voxel {args.voxel_size} m, {results[backends[0]][0]['voxels']} voxels; "
@@ -184,6 +196,11 @@ def main() -> None:
         lt = [res["loss"] for res in results["torch"]]
         lm = [res["loss"] for res in results["minkowski"]]
         print(f"last-step loss torch {lt[0]:.6f} vs minkowski {lm[0]:.6f} (same weights and input)")
+    if "torch" in medians and "spconv" in medians:
+        print(f"speed-up of spconv over torch: {medians['torch'] / medians['spconv']:.2f}x wall, "
+              f"{cpu_medians['torch'] / cpu_medians['spconv']:.2f}x CPU time")
+        print(f"last-step loss torch {results['torch'][0]['loss']:.6f} vs spconv {results['spconv'][0]['loss']:.6f} "
+              "(same weights and input)")
     if not math.isfinite(min(medians.values())):
         sys.exit(1)
 
