@@ -35,7 +35,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+if __name__ == "__main__":  # the thread count must be set before numpy loads its BLAS
+    _threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv[:-1] else "1"
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _threads
+
+import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -214,6 +219,40 @@ def stage_share(path: Path, sample: Sample, tmp: Path) -> dict:
             "projection_share_of_wall": float(attrs["projection_seconds"]) / wall}
 
 
+def compare_backface(sample: Sample, rev: str, repeats: int) -> dict:
+    """The back-face test as it was at git revision ``rev`` against the current one, on the same
+    pairs: CPU time (build + all views, median of ``repeats``) and whether the results are equal."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    from pipeline.project import backface as now
+
+    src = subprocess.run(["git", "show", f"{rev}:pipeline/project/backface.py"], capture_output=True, text=True, check=True,
+                         cwd=REPO).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "backface_before.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location("backface_before", path)
+        before = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(before)
+    offsets, point, pixel = sample.ours()
+    times: dict[str, list[float]] = {"before": [], "now": []}
+    results = {}
+    for _ in range(repeats):
+        for name, module in (("before", before), ("now", now)):
+            c0 = time.process_time()
+            back = module.BackFaces(sample.xyz, sample.faces)
+            results[name] = module.drop_back_faces(back, sample.cams.poses, offsets, point, pixel)
+            times[name].append(time.process_time() - c0)
+    same = all(np.array_equal(a, b) for a, b in zip(results["before"][:3], results["now"][:3]))
+    t_before, t_now = float(np.median(times["before"])), float(np.median(times["now"]))
+    n_views = sample.cams.n_views
+    return {"method": f"back-face test at {rev} vs now", "triangles": int(sample.faces.shape[0]), "pairs_tested": int(point.size),
+            "before_cpu_ms_per_view": 1e3 * t_before / n_views, "now_cpu_ms_per_view": 1e3 * t_now / n_views,
+            "speedup": t_before / t_now, "identical": bool(same)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="demo seeds, one scene each (default 0 1 2)")
@@ -228,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default="results/bench/project_mesh", help="generated scenes and prepared stores")
     parser.add_argument("--json", default=None, help="also write the rows here")
     parser.add_argument("--no-stage", action="store_true", help="skip timing the project stage's whole per-sample work")
+    parser.add_argument("--compare-backface", metavar="REV", default=None,
+                        help="also time the back-face test as it was at git revision REV against the current one (first label size)")
     args = parser.parse_args(argv)
     _set_threads(args.threads)
     import torch
@@ -246,6 +287,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| seed {seed} | {row['vertices']} | {size[0]}x{size[1]} | {row['method']} | {row['pairs']} | "
                       f"{row['wall_ms_per_view']:.2f} | {row['cpu_ms_per_view']:.2f} | {row['speed_vs_openscene_cpu']:.2f} | "
                       f"{row['recall']:.3f} | {row['false_positives']:.3f} | {row['labels']:.3f} |", flush=True)
+            if args.compare_backface and size == sizes[0]:
+                row = compare_backface(sample, args.compare_backface, args.repeats)
+                rows.append({"seed": seed, "vertices": int(sample.xyz.shape[0]), **row})
+                print(f"| seed {seed} | {sample.xyz.shape[0]} | {size[0]}x{size[1]} | {row['method']}: {row['triangles']} triangles, "
+                      f"{row['pairs_tested']} pairs, {row['before_cpu_ms_per_view']:.2f} -> {row['now_cpu_ms_per_view']:.2f} CPU ms/view "
+                      f"({row['speedup']:.2f}x), identical: {row['identical']} | | | | | | | |", flush=True)
+                if not row["identical"]:
+                    print(f"the back-face test's decisions differ from revision {args.compare_backface}", file=sys.stderr)
+                    return 1
             if not args.no_stage:
                 import tempfile
 
