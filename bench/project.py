@@ -122,15 +122,24 @@ def openscene_mapping(points, poses, depth, k, depth_scale=1000.0, visibility=OP
         inside = (pu >= cut_bound) * (pv >= cut_bound) * (pu < width - cut_bound) * (pv < height - cut_bound)
         d = depth[v, pv[inside], pu[inside]] / depth_scale
         inside[inside] = np.abs(d - p[2][inside]) <= visibility * d
-        mapping = np.zeros((3, n_points), dtype=np.int64)  # (row, column, visible), as its mapper returns
-        mapping[0][inside] = pv[inside]
-        mapping[1][inside] = pu[inside]
-        mapping[2][inside] = 1
-        point = np.flatnonzero(mapping[2])
+        point, pixel = _mapping_pairs(pv, pu, inside, width)
         out_point.append(point)
-        out_pixel.append(mapping[0][point] * width + mapping[1][point])
+        out_pixel.append(pixel)
         counts.append(point.size)
     return np.asarray(counts), np.concatenate(out_point), np.concatenate(out_pixel)
+
+
+def _mapping_pairs(row, col, visible, width):
+    """OpenScene's (3, P) mapping array (row, column, visible) built as its mapper returns it, then
+    read back as this view's pairs: (point (N,), flat pixel (N,)) int64."""
+    import numpy as np
+
+    mapping = np.zeros((3, visible.size), dtype=np.int64)
+    mapping[0][visible] = row[visible]
+    mapping[1][visible] = col[visible]
+    mapping[2][visible] = 1
+    point = np.flatnonzero(mapping[2])
+    return point, mapping[0][point] * width + mapping[1][point]
 
 
 def baseline(points, cams):
@@ -177,13 +186,9 @@ def baseline(points, cams):
             d_max = np.where(ok, np.maximum(d_max, d), d_max)
         tol = occ.threshold * (zi if occ.mode == "relative" else 1.0)
         inside_mask[inside_mask] = (zi <= d_max + tol) * (zi >= d_min - tol)
-        mapping = np.zeros((3, n_points), dtype=np.int64)
-        mapping[0][inside_mask] = yl[inside_mask]
-        mapping[1][inside_mask] = xl[inside_mask]
-        mapping[2][inside_mask] = 1
-        point = np.flatnonzero(mapping[2])
+        point, pixel = _mapping_pairs(yl, xl, inside_mask, width)
         out_point.append(point)
-        out_pixel.append(mapping[0][point] * width + mapping[1][point])
+        out_pixel.append(pixel)
         counts.append(point.size)
     return np.asarray(counts), np.concatenate(out_point), np.concatenate(out_pixel)
 

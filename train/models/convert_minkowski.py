@@ -102,11 +102,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("target", type=Path, help="where to write the converted state dict")
     args = p.parse_args(argv)
     state = torch.load(args.source, map_location="cpu", weights_only=True)
-    converted = convert_state_dict(state)
-    tmp = args.target.with_name(args.target.name + ".partial")
-    torch.save(converted, tmp)
-    tmp.replace(args.target)
-    print(f"wrote {len(converted)} tensors to {args.target}")
+    write_state_dict(convert_state_dict(state), args.target)
+
+
+def write_state_dict(state: Mapping[str, torch.Tensor], target: Path) -> None:
+    """Save a converted state dict to ``target`` atomically (a ``.partial`` file, then rename)."""
+    tmp = target.with_name(target.name + ".partial")
+    torch.save(dict(state), tmp)
+    tmp.replace(target)
+    print(f"wrote {len(state)} tensors to {target}")
 
 
 if __name__ == "__main__":

@@ -83,11 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     state = torch.load(args.source, map_location="cpu", weights_only=True)
     if "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
-    converted = to_spconv(state) if args.to == "spconv" else from_spconv(state)
-    tmp = args.target.with_name(args.target.name + ".partial")
-    torch.save(converted, tmp)
-    tmp.replace(args.target)
-    print(f"wrote {len(converted)} tensors to {args.target}")
+    from train.models.convert_minkowski import write_state_dict
+
+    write_state_dict(to_spconv(state) if args.to == "spconv" else from_spconv(state), args.target)
 
 
 if __name__ == "__main__":

@@ -338,9 +338,6 @@ class SpconvBackend(SparseBackend):
 
     def cat(self, *tensors: SpconvTensor) -> SpconvTensor:
         """Channels of tensors on identical sites (same indices in the same order), joined."""
-        if not tensors:
-            raise ValueError("cat needs at least one tensor")
-        first = tensors[0]
-        for t in tensors[1:]:
-            first.same_sites(t, "concatenation")
-        return first.replace(torch.cat([t.features for t in tensors], dim=1))
+        from train.sparse.tensor import cat
+
+        return cat(*tensors)

@@ -70,7 +70,7 @@ class SparseTensor:
         """Same sites, new (M, C') features."""
         return SparseTensor(features, self.coordinate_set)
 
-    def _same_sites(self, other: SparseTensor, what: str) -> None:
+    def same_sites(self, other: SparseTensor, what: str) -> None:
         if other.coordinate_set is not self.coordinate_set:
             raise ValueError(
                 f"{what} needs tensors on the same coordinate set, got {self.coordinate_set} "
@@ -78,7 +78,7 @@ class SparseTensor:
             )
 
     def __add__(self, other: SparseTensor) -> SparseTensor:
-        self._same_sites(other, "addition")
+        self.same_sites(other, "addition")
         return self.replace(self.features + other.features)
 
     def features_at(self, coords: torch.Tensor) -> torch.Tensor:
@@ -94,10 +94,11 @@ class SparseTensor:
 
 
 def cat(*tensors: SparseTensor) -> SparseTensor:
-    """Concatenate the channels of tensors on the same coordinate set."""
+    """Concatenate the channels of tensors on the same coordinate set. Works for any backend tensor
+    with ``features``, ``replace(features)`` and ``same_sites(other, what)`` (the spconv backend's too)."""
     if not tensors:
         raise ValueError("cat needs at least one tensor")
     first = tensors[0]
     for t in tensors[1:]:
-        first._same_sites(t, "concatenation")
+        first.same_sites(t, "concatenation")
     return first.replace(torch.cat([t.features for t in tensors], dim=1))
