@@ -110,11 +110,24 @@ def views_figure(panels: Sequence[Mapping[str, Any]], bench, out: str | Path, ti
     plt.close(fig)
 
 
+def drawn_points(xyz: np.ndarray, truth: np.ndarray | None, max_points: int) -> np.ndarray:
+    """Indices (M,) of the points a top-down render draws, lowest first: at most about
+    ``max_points`` (every k-th point), and where there is ground truth only the points that have
+    some, so that unlabelled surfaces above the scored ones (an indoor ceiling, not a benchmark
+    class) do not hide them in any of the panels."""
+    index = np.arange(xyz.shape[0])
+    if truth is not None and bool((truth != IGNORE).any()):
+        index = index[truth != IGNORE]
+    index = index[:: max(1, int(np.ceil(index.size / max_points)))]
+    return index[np.argsort(xyz[index, 2], kind="stable")]
+
+
 def points_figure(scenes: Sequence[Mapping[str, Any]], bench, out: str | Path, title: str = "", max_points: int = 80000) -> None:
     """Top-down renders per scene: prediction, ground truth, error (grey correct, red wrong, black no label).
 
     Each scene: ``title``, ``xyz`` (N, 3) float32 metres, ``pred``, ``truth`` (N,) uint8 (``truth`` may be None).
-    Points are drawn lowest first, so roofs and tree tops cover the ground as seen from above.
+    Points are drawn lowest first, so roofs and tree tops cover the ground as seen from above; with
+    ground truth, points without it are left out of every panel (:func:`drawn_points`).
     """
     plt = _plt()
     colours = class_palette(bench)
@@ -132,9 +145,7 @@ def points_figure(scenes: Sequence[Mapping[str, Any]], bench, out: str | Path, t
                 continue
             s = scenes[r]
             xyz, pred, truth = s["xyz"], s["pred"], s.get("truth")
-            step = max(1, int(np.ceil(xyz.shape[0] / max_points)))
-            order = np.argsort(xyz[::step, 2], kind="stable")
-            pick = np.arange(xyz.shape[0])[::step][order]
+            pick = drawn_points(xyz, truth, max_points)
             if c == 0:
                 rgb = colours[pred[pick]]
                 used.update(int(x) for x in np.unique(pred))
