@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import collections.abc
-import math
 import warnings
 from types import ModuleType
 from typing import Any
@@ -19,6 +18,7 @@ from torch import nn
 
 from train.sparse.interface import SparseBackend
 from train.sparse.coords import CoordinateSet
+from train.sparse.nn import kaiming_fan_out_
 
 
 def import_minkowski() -> ModuleType:
@@ -36,11 +36,6 @@ def import_minkowski() -> ModuleType:
 
     return ME
 
-
-def _he_init_(kernel: torch.Tensor, kernel_volume: int, out_channels: int) -> None:
-    std = math.sqrt(2.0 / max(1, kernel_volume * out_channels))
-    with torch.no_grad():
-        kernel.normal_(0.0, std)
 
 
 class MinkowskiBackend(SparseBackend):
@@ -70,7 +65,7 @@ class MinkowskiBackend(SparseBackend):
         m = self.ME.MinkowskiConvolution(
             in_channels, out_channels, kernel_size=kernel_size, stride=stride, bias=bias, dimension=3
         )
-        _he_init_(m.kernel, kernel_size**3, out_channels)
+        kaiming_fan_out_(m.kernel, kernel_size**3, out_channels)
         return m
 
     def conv_transpose(
@@ -79,7 +74,7 @@ class MinkowskiBackend(SparseBackend):
         m = self.ME.MinkowskiConvolutionTranspose(
             in_channels, out_channels, kernel_size=kernel_size, stride=stride, bias=bias, dimension=3
         )
-        _he_init_(m.kernel, kernel_size**3, out_channels)
+        kaiming_fan_out_(m.kernel, kernel_size**3, out_channels)
         return m
 
     def batch_norm(self, channels: int, momentum: float = 0.1) -> nn.Module:
