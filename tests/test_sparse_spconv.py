@@ -215,3 +215,21 @@ def test_spconv_is_optional_and_not_picked_by_auto() -> None:
     assert spconv_available()
     assert get_backend("auto").name in ("torch", "minkowski")
     assert isinstance(get_backend("spconv"), SpconvBackend)
+
+
+def test_cpu_forward_is_repeatable_with_two_threads() -> None:
+    """spconv's CPU build gave wrong features now and then with 2 torch threads; the backend runs its
+    convolutions on one thread, so repeated forward passes are identical."""
+    feats, coords = _negative_scene(torch.float64)
+    _, spc = _tiny_pair(torch.float64)
+    spc.eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            ref = spc(feats, coords)[0]
+            for _ in range(25):
+                assert torch.equal(spc(feats, coords)[0], ref)
+        assert torch.get_num_threads() == 2  # restored after every convolution
+    finally:
+        torch.set_num_threads(threads)

@@ -51,16 +51,20 @@ spconv 2.3.8's CPU backward pass needs a CUDA driver for nothing (it asks for th
 stream and never uses it); where CUDA is unavailable, :func:`import_spconv` points that lookup
 at the null stream (:func:`_cpu_backward_shim`), so training runs on the CPU build.
 
+On the CPU each spconv convolution, forward and backward, runs with one torch thread
+(:func:`_cpu_single_thread`, :func:`_single_thread_cpu_backward`): with two, the CPU build returned
+wrong features in a few of 40 repeated forward passes, and wrong gradients now and then.
+
 Under the trainer's CUDA bf16 autocast, spconv casts its convolution inputs to float16 (its
 ``custom_fwd``); its CPU build has no bfloat16 kernels at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
-import math
 from types import ModuleType
 from typing import Any
 
@@ -69,7 +73,7 @@ from torch import nn
 
 from train.sparse.coords import MAX_STRIDE, CoordinateSet
 from train.sparse.interface import SparseBackend
-from train.sparse.nn import SparseBatchNorm, SparseReLU
+from train.sparse.nn import SparseBatchNorm, SparseReLU, kaiming_fan_out_
 
 INSTALL_HINT = 'pip install -e ".[spconv]" (CPU build) or, on CUDA, the matching spconv-cu12x wheel (e.g. pip install spconv-cu120)'
 """What to run when spconv is missing."""
@@ -94,7 +98,9 @@ def import_spconv() -> ModuleType:
         import spconv.pytorch as spconv
     except ImportError as err:
         raise ImportError(f"the spconv sparse backend needs spconv 2.x ({err}); install it with: {INSTALL_HINT}") from err
-    _cpu_backward_shim(importlib.import_module("spconv.pytorch.ops"))
+    ops = importlib.import_module("spconv.pytorch.ops")
+    _cpu_backward_shim(ops)
+    _single_thread_cpu_backward(ops)
     fx_log = logging.getLogger("torch.fx._symbolic_trace")
     if not any(isinstance(f, _DropFxNotice) for f in fx_log.filters):
         fx_log.addFilter(_DropFxNotice())
@@ -117,6 +123,24 @@ def _cpu_backward_shim(ops: ModuleType) -> None:
     ops.get_current_stream = _null_stream
 
 
+def _single_thread_cpu_backward(ops: ModuleType) -> None:
+    """Run spconv's convolution backward ops on one torch thread when their tensors are on the CPU
+    (:func:`_cpu_single_thread` explains why; the backward runs in spconv's autograd functions,
+    outside our modules' ``forward``, so the guard goes on the ops they call). Idempotent."""
+    for name in ("indice_conv_backward", "implicit_gemm_backward"):
+        fn = getattr(ops, name, None)
+        if fn is None or getattr(fn, "_cns_single_thread", False):
+            continue
+
+        @functools.wraps(fn)
+        def guarded(features, *args, _fn=fn, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - spconv's own signature
+            with _cpu_single_thread(features):
+                return _fn(features, *args, **kwargs)
+
+        guarded._cns_single_thread = True  # type: ignore[attr-defined]
+        setattr(ops, name, guarded)
+
+
 def _key(stride: int, kind: str) -> str:
     return f"{KEY_PREFIX}{stride}_{kind}"
 
@@ -128,11 +152,6 @@ def _key_stride(key: Any) -> int | None:
     head = key[len(KEY_PREFIX) :].split("_", 1)[0]
     return int(head) if head.isdigit() else None
 
-
-def _he_init_(weight: torch.Tensor, kernel_volume: int, out_channels: int) -> None:
-    std = math.sqrt(2.0 / max(1, kernel_volume * out_channels))
-    with torch.no_grad():
-        weight.normal_(0.0, std)
 
 
 def _same_indices(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -204,6 +223,22 @@ def _without_levels(sp: Any, min_stride: int) -> Any:
     return out
 
 
+@contextlib.contextmanager
+def _cpu_single_thread(features: torch.Tensor):
+    """One torch thread while spconv runs a convolution on CPU ``features``: its CPU build (2.3.8)
+    returns wrong results now and then with 2 intra-op threads (measured: 5 of 40 identical forward
+    passes of a tiny MinkUNet differed, by up to 1.6, none with 1 thread). CUDA is left alone."""
+    if features.device.type != "cpu" or torch.get_num_threads() == 1:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @functools.cache
 def _layer_classes() -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]:
     """Our three convolution modules, subclasses of spconv's (so parameters are spconv's
@@ -216,7 +251,8 @@ def _layer_classes() -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]
         def forward(self, x: SpconvTensor) -> SpconvTensor:  # type: ignore[override]
             k = self.kernel_size[0]
             self.indice_key = None if k == 1 else _key(x.stride, f"subm{k}")
-            return SpconvTensor(super().forward(x.sp), x.stride, x.origin)
+            with _cpu_single_thread(x.features):
+                return SpconvTensor(super().forward(x.sp), x.stride, x.origin)
 
     class DownConv(spconv.SparseConv3d):
         """Kernel ``f``, stride ``f``: onto the input sites floored to the coarser grid."""
@@ -226,7 +262,8 @@ def _layer_classes() -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]
             if out_stride > MAX_STRIDE:
                 raise ValueError(f"tensor stride {out_stride} exceeds the supported {MAX_STRIDE}")
             self.indice_key = _key(out_stride, "down")
-            return SpconvTensor(super().forward(_without_levels(x.sp, out_stride)), out_stride, x.origin)
+            with _cpu_single_thread(x.features):
+                return SpconvTensor(super().forward(_without_levels(x.sp, out_stride)), out_stride, x.origin)
 
     class UpConv(spconv.SparseInverseConv3d):
         """Transposed convolution back onto the sites the input was downsampled from."""
@@ -252,7 +289,8 @@ def _layer_classes() -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]
                     f"was made by a stride-{data.stride[0]} convolution"
                 )
             self.indice_key = key
-            return SpconvTensor(super().forward(x.sp), x.stride // self.up_stride, x.origin)
+            with _cpu_single_thread(x.features):
+                return SpconvTensor(super().forward(x.sp), x.stride // self.up_stride, x.origin)
 
     return SubmanifoldConv, DownConv, UpConv
 
@@ -309,7 +347,7 @@ class SpconvBackend(SparseBackend):
                     f"{kernel_size}, stride {stride}): spconv's output sites for other kernels are not MinkowskiEngine's"
                 )
             m = self._down(in_channels, out_channels, kernel_size, stride=stride, bias=bias)
-        _he_init_(m.weight, kernel_size**3, out_channels)
+        kaiming_fan_out_(m.weight, kernel_size**3, out_channels)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
         return m
@@ -325,7 +363,7 @@ class SpconvBackend(SparseBackend):
                 f"{kernel_size}, stride {stride}), the inverse of its strided convolutions"
             )
         m = self._up(in_channels, out_channels, kernel_size, stride, bias)
-        _he_init_(m.weight, kernel_size**3, out_channels)
+        kaiming_fan_out_(m.weight, kernel_size**3, out_channels)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
         return m
