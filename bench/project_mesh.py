@@ -47,11 +47,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _set_threads(threads: int) -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-
-
 def prepared_scene(cache: Path, seed: int, args: argparse.Namespace, label_size: tuple[int, int]) -> Path:
     """The prepared store of the scene of ``seed`` at ``label_size`` (W, H), generated and
     prepared once under ``cache``."""
@@ -104,9 +99,9 @@ class Sample:
 
         dh, dw = depth.shape[1:]
         if (dw, dh) != label_size:  # OpenScene's preprocessing resizes depth to its image size (nearest)
-            ys = np.minimum(((np.arange(label_size[1]) + 0.5) * dh / label_size[1]).astype(np.int64), dh - 1)
-            xs = np.minimum(((np.arange(label_size[0]) + 0.5) * dw / label_size[0]).astype(np.int64), dw - 1)
-            depth = depth[:, ys][:, :, xs]
+            from pipeline.images import nearest_indices
+
+            depth = depth[:, nearest_indices(dh, label_size[1])][:, :, nearest_indices(dw, label_size[0])]
         self.openscene_depth = np.ascontiguousarray(depth)
         self.openscene_k = scale_intrinsics(depth_k, (dw, dh), label_size)
         gt = np.load(path.parent / "scans" / self.name / "_demo_gt" / "visibility.npz")
@@ -269,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-stage", action="store_true", help="skip timing the project stage's whole per-sample work")
     parser.add_argument("--compare-backface", metavar="REV", default=None,
                         help="also time the back-face test as it was at git revision REV against the current one (first label size)")
-    args = parser.parse_args(argv)
-    _set_threads(args.threads)
+    args = parser.parse_args(argv)  # BLAS threads: set at import, before numpy loaded
     import torch
 
     torch.set_num_threads(args.threads)
